@@ -1,0 +1,44 @@
+"""editmethods: knowledge editing of language models, with methods as plugins.
+
+>>> from editmethods import EditRequest
+>>> EditRequest(prompt="The capital of France is", subject="France", target_new="Rome").target_text
+' Rome'
+"""
+
+from editmethods.architectures import Architecture
+from editmethods.editor import Editor
+from editmethods.errors import (
+    ArchitectureError,
+    EditError,
+    EditmethodsError,
+    HyperParamsError,
+    MethodError,
+    RequestError,
+    RollbackError,
+    SavedEditError,
+)
+from editmethods.evaluation import EvalReport
+from editmethods.hookspecs import hookimpl
+from editmethods.hparams import HyperParams, load_hparams
+from editmethods.pipeline import Pipeline
+from editmethods.plugins import Plugins, get_plugins
+from editmethods.types import (
+    Delta,
+    EditHandle,
+    EditRequest,
+    EvalContext,
+    Location,
+    MethodSpec,
+    MetricResult,
+    ModelAlias,
+    PromptAnswer,
+    Update,
+)
+
+__all__ = [
+    "Architecture", "ArchitectureError", "Delta", "EditError", "EditHandle", "EditRequest",
+    "Editor", "EditmethodsError", "EvalContext", "EvalReport", "HyperParams", "HyperParamsError",
+    "Location", "MethodError", "MethodSpec", "MetricResult", "ModelAlias", "Pipeline", "Plugins",
+    "PromptAnswer", "RequestError", "RollbackError", "SavedEditError", "Update", "get_plugins",
+    "hookimpl", "load_hparams",
+]

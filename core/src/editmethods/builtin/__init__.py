@@ -1,0 +1,7 @@
+"""Plugins the core registers itself, exactly as third-party plugins are registered."""
+
+BUILTIN_PLUGINS = (
+    "editmethods.builtin.weights",
+    "editmethods.builtin.architectures",
+    "editmethods.metrics.target",
+)

@@ -1,0 +1,382 @@
+"""The ``Editor``: edit, evaluate, roll back, save and re-apply edits on one model.
+
+>>> from editmethods import Editor, EditRequest                      # doctest: +SKIP
+>>> editor = Editor.from_pretrained("testbed-gpt2")                  # doctest: +SKIP
+>>> req = EditRequest(prompt="The capital of France is", subject="France", target_new="Rome")
+>>> handle = editor.edit(req, method="ft", hparams="ft.yaml")         # doctest: +SKIP
+>>> editor.evaluate([req])                                           # doctest: +SKIP
+>>> editor.rollback(handle)                                          # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Any, Iterable, Mapping, Sequence
+
+import torch
+
+from editmethods.architectures import Architecture, get_module, get_parameter, resolve
+from editmethods.errors import (
+    EditError,
+    EditmethodsError,
+    RequestError,
+    RollbackError,
+    SavedEditError,
+)
+from editmethods.evaluation import EvalReport
+from editmethods.hparams import HyperParams, load_hparams
+from editmethods.ledger import Ledger, tensor_hash
+from editmethods.metrics.target import locality_key, locality_predictions
+from editmethods.plugins import InstalledMethod, Plugins, get_plugins
+from editmethods.saving import read_edit, write_edit
+from editmethods.scoring import greedy_continue
+from editmethods.types import EditHandle, EditRequest, EvalContext, Location, Update, new_edit_id
+
+HParamsSource = HyperParams | str | Path | Mapping[str, Any] | None
+
+
+class Editor:
+    """Edits one model in place and keeps what is needed to undo each edit exactly.
+
+    :param model: a transformers model (or any ``nn.Module`` with ``config.model_type``).
+    :param tokenizer: its tokenizer.
+    :param plugins: the plugin manager; the process-wide one by default.
+    :param architecture: module paths, for an architecture the registry does not know.
+    """
+
+    def __init__(
+        self,
+        model: torch.nn.Module,
+        tokenizer: Any,
+        *,
+        plugins: Plugins | None = None,
+        architecture: Architecture | None = None,
+    ) -> None:
+        self.model = model
+        self.tokenizer = tokenizer
+        self.plugins = plugins if plugins is not None else get_plugins()
+        self._architecture = architecture
+        self._pre_edit: dict[str, torch.Tensor] = {}
+
+    # -- construction -------------------------------------------------------------------
+    @classmethod
+    def from_pretrained(
+        cls,
+        name_or_path: str | Path,
+        *,
+        dtype: torch.dtype | str | None = None,
+        device: str | torch.device | None = None,
+        trust_remote_code: bool = False,
+        plugins: Plugins | None = None,
+        architecture: Architecture | None = None,
+    ) -> Editor:
+        """Load a model and tokenizer by alias (``testbed-gpt2``), local path or hub id.
+
+        :param dtype: e.g. ``torch.float16``; the checkpoint's own dtype by default.
+        :param device: where to put the model (``"cuda"``, ``"cpu"``).
+        :param trust_remote_code: run code shipped with the checkpoint; off unless you ask.
+        """
+        from transformers import AutoConfig, AutoModelForCausalLM, AutoModelForSeq2SeqLM, AutoTokenizer
+
+        plugins = plugins if plugins is not None else get_plugins()
+        source = resolve_model_name(name_or_path, plugins)
+        config = AutoConfig.from_pretrained(source, trust_remote_code=trust_remote_code)
+        auto = AutoModelForSeq2SeqLM if getattr(config, "is_encoder_decoder", False) else AutoModelForCausalLM
+        kwargs: dict[str, Any] = {"trust_remote_code": trust_remote_code}
+        if dtype is not None:
+            kwargs["dtype"] = getattr(torch, dtype) if isinstance(dtype, str) else dtype
+        model = auto.from_pretrained(source, **kwargs)
+        if device is not None:
+            model = model.to(device)
+        model.eval()
+        tokenizer = AutoTokenizer.from_pretrained(source, trust_remote_code=trust_remote_code)
+        return cls(model, tokenizer, plugins=plugins, architecture=architecture)
+
+    # -- state --------------------------------------------------------------------------
+    @property
+    def architecture(self) -> Architecture:
+        """Module paths of this model (by ``config.model_type``)."""
+        if self._architecture is None:
+            self._architecture = resolve(self.model, self.plugins.architectures())
+        return self._architecture
+
+    @property
+    def ledger(self) -> Ledger:
+        return Ledger.of(self.model)
+
+    @property
+    def edits(self) -> list[EditHandle]:
+        """The live edits, oldest first."""
+        return list(self.ledger.live.values())
+
+    # -- editing ------------------------------------------------------------------------
+    def edit(
+        self,
+        requests: EditRequest | Sequence[EditRequest],
+        method: str,
+        hparams: HParamsSource = None,
+        *,
+        sequential: bool = False,
+    ) -> EditHandle | list[EditHandle]:
+        """Edit the model in place and return the handle of the edit.
+
+        :param requests: one request, or many (one batch edit when the method supports
+            batches; otherwise pass ``sequential=True``).
+        :param method: an installed method's name (see ``editmethods plugins``).
+        :param hparams: a YAML/JSON path, a mapping, the method's hparams object, or
+            ``None`` for the method's defaults.
+        :param sequential: edit the requests one after another, each on the model as the
+            previous edits left it; returns one handle per request.
+        :raises EditmethodsError: on bad input or a failing plugin; the model is unchanged.
+        """
+        batch = [requests] if isinstance(requests, EditRequest) else list(requests)
+        if not batch:
+            raise RequestError("no edit requests given")
+        for r in batch:
+            if not isinstance(r, EditRequest):
+                raise RequestError(f"expected EditRequest objects, got {type(r).__name__}")
+        installed = self.plugins.method(method)
+        hp = load_hparams(installed.spec.hparams_class, hparams, method=method)
+        model_type = getattr(self.model.config, "model_type", "?")
+        if not installed.spec.supports(model_type):
+            raise EditError(
+                f"method {method!r} does not support model type {model_type!r} "
+                f"(it supports: {', '.join(installed.spec.model_types)})"
+            )
+        if sequential:
+            done: list[EditHandle] = []
+            try:
+                for r in batch:
+                    done.append(self._edit_once(installed, [r], hp))
+            except BaseException:
+                for h in reversed(done):  # a sequence that fails half-way changes nothing
+                    self.rollback(h)
+                raise
+            return done
+        if len(batch) > 1 and not installed.spec.batch:
+            raise EditError(
+                f"method {method!r} edits one fact at a time; got {len(batch)} requests. "
+                "Pass sequential=True to edit them one after another"
+            )
+        return self._edit_once(installed, batch, hp)
+
+    def _call(self, installed: InstalledMethod, hook: str, **kwargs: Any) -> Any:
+        caller = self.plugins.caller(installed.spec.name, hook)
+        try:
+            return caller(method=installed.spec.name, **kwargs)
+        except EditmethodsError:
+            raise
+        except Exception as exc:
+            raise EditError(
+                f"method {installed.spec.name!r} (plugin {installed.plugin_name!r}) failed in "
+                f"{hook}: {type(exc).__name__}: {exc}; the model was not changed"
+            ) from exc
+
+    def _edit_once(self, installed: InstalledMethod, batch: list[EditRequest], hp: HyperParams) -> EditHandle:
+        start = time.perf_counter()
+        arch = self.architecture
+        common = dict(model=self.model, tokenizer=self.tokenizer, requests=tuple(batch),
+                      hparams=hp, architecture=arch)
+        location = self._call(installed, "locate", **common)
+        if location is None:
+            location = Location(layers=tuple(getattr(hp, "layers", ()) or ()))
+        self._check_location(location)
+        update = self._call(installed, "compute_update", location=location, **common)
+        if not isinstance(update, Update):
+            raise EditError(
+                f"method {installed.spec.name!r} returned {type(update).__name__} from "
+                "compute_update; it must return an Update"
+            )
+        self._check_update(update)
+        self._remember_pre_edit(batch)
+        return self._apply(installed, update, hp, location, batch, start)
+
+    def _apply(self, installed: InstalledMethod, update: Update, hp: HyperParams,
+               location: Location, batch: Sequence[EditRequest], start: float) -> EditHandle:
+        ledger = self.ledger
+        hashed = update.params + tuple(p for p in update.reads if p not in update.params)
+        if not hashed:
+            hashed = (self.architecture.path("embed") + ".weight",)
+        base_hashes = {name: tensor_hash(get_parameter(self.model, name)) for name in hashed}
+        before = {name: get_parameter(self.model, name).detach().clone() for name in update.params}
+        handle = EditHandle(
+            edit_id=new_edit_id(), method=installed.spec.name, requests=tuple(batch), hparams=hp,
+            location=location, update=update, session=ledger.session, base_hashes=base_hashes,
+        )
+        try:
+            ledger.keep_originals(self.model, update.params)
+            result = self._call(installed, "apply", model=self.model, tokenizer=self.tokenizer,
+                                update=update, handle=handle)
+            if result is None:
+                raise EditError(
+                    f"no plugin applied the update of method {installed.spec.name!r}: it carries "
+                    "no weight deltas and the method implements no apply hook"
+                )
+        except BaseException:
+            with torch.no_grad():
+                for name, tensor in before.items():
+                    get_parameter(self.model, name).data.copy_(tensor)
+            if not update.deltas:  # let the method remove whatever it attached half-way
+                try:
+                    self.plugins.caller(installed.spec.name, "rollback")(
+                        method=installed.spec.name, model=self.model, handle=handle)
+                except Exception:
+                    pass
+            for name in update.params:
+                if name not in ledger.touches:
+                    ledger.originals.pop(name, None)
+            raise
+        seconds = time.perf_counter() - start
+        handle = _with_seconds(handle, seconds)
+        ledger.add(handle)
+        return handle
+
+    def _check_location(self, location: Location) -> None:
+        for layer in location.layers:
+            self.architecture.check_layer(self.model, layer)
+        for name in location.modules:
+            get_module(self.model, name)
+
+    def _check_update(self, update: Update) -> None:
+        update.check_finite()
+        for delta in update.deltas:
+            param = get_parameter(self.model, delta.param)
+            shape = tuple(delta.materialize().shape)
+            if shape != tuple(param.shape):
+                raise EditError(
+                    f"{update.method}: delta for {delta.param!r} has shape {shape}, "
+                    f"the parameter has {tuple(param.shape)}"
+                )
+
+    def _remember_pre_edit(self, batch: Iterable[EditRequest]) -> None:
+        """Keep the unedited model's predictions on locality prompts (locality compares
+        against them)."""
+        pairs = [p for r in batch for p in r.locality
+                 if locality_key(p.prompt, p.answer) not in self._pre_edit]
+        if pairs:
+            self._pre_edit.update(locality_predictions(self.model, self.tokenizer, pairs))
+
+    # -- undo ---------------------------------------------------------------------------
+    def rollback(self, handle: EditHandle | None = None) -> None:
+        """Undo one edit (the last one by default), exactly.
+
+        When no other live edit touches the same tensors they are restored bit for bit;
+        rolling back every edit restores the original weights bit for bit.
+        """
+        ledger = self.ledger
+        if handle is None:
+            if not ledger.live:
+                raise RollbackError("there is no edit to roll back")
+            handle = list(ledger.live.values())[-1]
+        self._check_handle(handle)
+        installed = self.plugins.method(handle.method)
+        done = self._call(installed, "rollback", model=self.model, handle=handle)
+        if not done:
+            raise RollbackError(f"method {handle.method!r} could not roll back edit {handle.edit_id}")
+        ledger.remove(handle)
+
+    def rollback_all(self) -> None:
+        """Undo every live edit, newest first: the model is its original self again."""
+        for handle in reversed(self.edits):
+            self.rollback(handle)
+
+    def commit(self, handle: EditHandle) -> None:
+        """Make an edit permanent; it can no longer be rolled back."""
+        self._check_handle(handle)
+        installed = self.plugins.method(handle.method)
+        if not self._call(installed, "commit", model=self.model, handle=handle):
+            raise EditError(f"method {handle.method!r} cannot commit edits")
+        self.ledger.remove(handle)
+
+    def _check_handle(self, handle: EditHandle) -> None:
+        ledger = self.ledger
+        if not isinstance(handle, EditHandle):
+            raise RollbackError(f"expected an EditHandle, got {type(handle).__name__}")
+        if handle.session != ledger.session:
+            raise RollbackError(
+                f"edit {handle.edit_id} was made on another model (or another load of it): "
+                "roll it back with the editor that made it"
+            )
+        if handle.edit_id not in ledger.live:
+            raise RollbackError(f"edit {handle.edit_id} was already rolled back or committed")
+
+    # -- measuring ----------------------------------------------------------------------
+    def evaluate(
+        self,
+        requests: EditRequest | Sequence[EditRequest],
+        *,
+        metrics: Iterable[str] | None = None,
+        batch_size: int = 32,
+    ) -> EvalReport:
+        """Measure the model as it is now on ``requests``; every metric plugin contributes.
+
+        Locality compares with the predictions the model made before the edit of those
+        requests (recorded by :meth:`edit`); locality pairs of requests that were never
+        edited through this editor are not scored.
+        """
+        batch = [requests] if isinstance(requests, EditRequest) else list(requests)
+        context = EvalContext(metrics=frozenset(metrics or ()), pre_edit=dict(self._pre_edit),
+                              batch_size=batch_size)
+        results = []
+        was_training = self.model.training
+        self.model.eval()
+        try:
+            for contributed in self.plugins.pm.hook.evaluate(
+                model=self.model, tokenizer=self.tokenizer, requests=tuple(batch), context=context
+            ):
+                results.extend(contributed or [])
+        finally:
+            self.model.train(was_training)
+        return EvalReport(tuple(results))
+
+    def answer(self, prompt: str, *, max_new_tokens: int = 5) -> str:
+        """The model's greedy continuation of ``prompt``."""
+        return greedy_continue(self.model, self.tokenizer, [prompt], max_new_tokens=max_new_tokens)[0]
+
+    # -- saved edits --------------------------------------------------------------------
+    def save_edit(self, handle: EditHandle, path: str | Path) -> Path:
+        """Write a live edit to the folder ``path`` (safetensors + JSON)."""
+        self._check_handle(handle)
+        return write_edit(handle, path, model_type=self.model.config.model_type)
+
+    def load_edit(self, path: str | Path) -> EditHandle:
+        """Re-apply a saved edit to this model; refused when its base tensors differ."""
+        saved = read_edit(path)
+        installed = self.plugins.method(saved.method)
+        hp = load_hparams(installed.spec.hparams_class, saved.hparams, method=saved.method)
+        model_type = self.model.config.model_type
+        if saved.model_type != model_type:
+            raise SavedEditError(
+                f"{path}: edit made on a {saved.model_type!r} model, this one is {model_type!r}"
+            )
+        for name, expected in saved.base_hashes.items():
+            try:
+                found = tensor_hash(get_parameter(self.model, name))
+            except EditmethodsError:
+                raise SavedEditError(f"{path}: this model has no parameter {name!r}") from None
+            if found != expected:
+                raise SavedEditError(
+                    f"{path}: saved for a different base model: {name!r} has sha256 {found[:16]}…, "
+                    f"the edit was made on {expected[:16]}…"
+                )
+        self._check_location(saved.location)
+        self._check_update(saved.update)
+        self._remember_pre_edit(saved.requests)
+        return self._apply(installed, saved.update, hp, saved.location, saved.requests,
+                           time.perf_counter())
+
+
+def _with_seconds(handle: EditHandle, seconds: float) -> EditHandle:
+    import attrs
+
+    return attrs.evolve(handle, seconds=seconds)
+
+
+def resolve_model_name(name_or_path: str | Path, plugins: Plugins) -> str:
+    """A model alias's path, or ``name_or_path`` itself (a local path or a hub id)."""
+    aliases = plugins.model_aliases()
+    key = str(name_or_path)
+    if key in aliases:
+        return str(aliases[key].path)
+    return key

@@ -1,0 +1,41 @@
+"""Exceptions. Every message names the problem and how to fix it."""
+
+from __future__ import annotations
+
+
+class EditmethodsError(Exception):
+    """Base class of every error this package raises on purpose."""
+
+
+class RequestError(EditmethodsError, ValueError):
+    """An edit request is malformed (empty target, subject not in prompt, ...)."""
+
+
+class HyperParamsError(EditmethodsError, ValueError):
+    """Hyper-parameters failed to load; the message lists every problem with its path."""
+
+
+class ArchitectureError(EditmethodsError, KeyError):
+    """The model's architecture is unknown, or a module path is not in the model."""
+
+    def __str__(self) -> str:  # KeyError would quote the message
+        return str(self.args[0]) if self.args else ""
+
+
+class MethodError(EditmethodsError, KeyError):
+    """An unknown method, or a method registered twice."""
+
+    def __str__(self) -> str:
+        return str(self.args[0]) if self.args else ""
+
+
+class EditError(EditmethodsError, RuntimeError):
+    """An edit could not be computed or applied; the model was left unchanged."""
+
+
+class RollbackError(EditmethodsError, RuntimeError):
+    """A handle cannot be rolled back (other model, already rolled back)."""
+
+
+class SavedEditError(EditmethodsError, RuntimeError):
+    """A saved edit cannot be loaded or does not fit this model."""

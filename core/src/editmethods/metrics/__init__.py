@@ -1,0 +1,1 @@
+"""Metrics, each an ``evaluate`` hook implementation labelled with its protocol."""

@@ -1,0 +1,77 @@
+"""EasyEdit's teacher-forced target-token accuracy: reliability, generalization, locality,
+portability.
+
+Protocol ``teacher-forced``: the target's tokens are fed after the prompt and each position's
+argmax is compared with the target token; a case scores the fraction of tokens that match.
+Locality is the agreement of the edited model's argmax tokens with the unedited model's on
+the locality prompt and answer (the editor records those before the edit).
+"""
+
+from __future__ import annotations
+
+from typing import Any, Sequence
+
+import torch
+
+from editmethods.hookspecs import hookimpl
+from editmethods.scoring import score_targets
+from editmethods.types import EditRequest, EvalContext, MetricResult
+
+PROTOCOL = "teacher-forced"
+
+
+def _result(name: str, per_case: list[float], **details: Any) -> MetricResult:
+    value = sum(per_case) / len(per_case) if per_case else float("nan")
+    return MetricResult(name=name, value=value, protocol=PROTOCOL, n=len(per_case),
+                        per_case=per_case, details=details)
+
+
+def locality_key(prompt: str, answer: str) -> str:
+    """Key under which pre-edit predictions of a locality pair are kept."""
+    return f"{prompt}\x1f{answer}"
+
+
+def locality_predictions(model, tokenizer, pairs, batch_size=32) -> dict[str, torch.Tensor]:
+    """Argmax tokens of the model over each locality pair's answer (teacher forced)."""
+    pairs = list(pairs)
+    if not pairs:
+        return {}
+    scores = score_targets(model, tokenizer, [p.prompt for p in pairs],
+                           [" " + p.answer.strip() for p in pairs], batch_size=batch_size)
+    return {locality_key(p.prompt, p.answer): pred for p, pred in zip(pairs, scores.predictions)}
+
+
+@hookimpl
+def evaluate(model, tokenizer, requests: Sequence[EditRequest], context: EvalContext):
+    results = []
+    bs = context.batch_size
+    if context.wants("reliability"):
+        s = score_targets(model, tokenizer, [r.prompt for r in requests],
+                          [r.target_text for r in requests], batch_size=bs)
+        results.append(_result("reliability", s.token_accuracy()))
+    if context.wants("generalization"):
+        pairs = [(p, r.target_text) for r in requests for p in r.rephrase_prompts]
+        if pairs:
+            s = score_targets(model, tokenizer, [p for p, _ in pairs], [t for _, t in pairs],
+                              batch_size=bs)
+            results.append(_result("generalization", s.token_accuracy()))
+    if context.wants("portability"):
+        pairs = [p for r in requests for p in r.portability]
+        if pairs:
+            s = score_targets(model, tokenizer, [p.prompt for p in pairs],
+                              [" " + p.answer.strip() for p in pairs], batch_size=bs)
+            results.append(_result("portability", s.token_accuracy()))
+    if context.wants("locality"):
+        pairs = [p for r in requests for p in r.locality
+                 if locality_key(p.prompt, p.answer) in context.pre_edit]
+        if pairs:
+            now = locality_predictions(model, tokenizer, pairs, batch_size=bs)
+            by_kind: dict[str, list[float]] = {}
+            for p in pairs:
+                key = locality_key(p.prompt, p.answer)
+                agree = float((now[key] == context.pre_edit[key]).float().mean())
+                by_kind.setdefault(p.kind or "locality", []).append(agree)
+            everything = [v for vs in by_kind.values() for v in vs]
+            results.append(_result("locality", everything,
+                                   by_kind={k: sum(v) / len(v) for k, v in by_kind.items()}))
+    return results
