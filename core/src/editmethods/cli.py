@@ -1,0 +1,49 @@
+"""The ``editmethods`` command line.
+
+Core commands live in ``editmethods.commands.*`` modules, each adding itself to :data:`cli`;
+plugins add theirs through the ``register_commands`` hook.
+"""
+
+from __future__ import annotations
+
+import importlib
+import json
+import sys
+from typing import Any
+
+import click
+
+from editmethods.plugins import get_plugins
+
+#: Modules of the core's own commands (each defines ``register(cli)``).
+CORE_COMMANDS = (
+    "editmethods.commands.plugins",
+    "editmethods.commands.edit",
+)
+
+
+@click.group()
+@click.version_option(package_name="editmethods")
+def cli() -> None:
+    """Knowledge editing of language models: edit one fact, measure it, undo it exactly."""
+
+
+def build_cli() -> click.Group:
+    """The CLI with core commands and every plugin's commands added."""
+    for module_name in CORE_COMMANDS:
+        importlib.import_module(module_name).register(cli)
+    get_plugins().pm.hook.register_commands(cli=cli)
+    return cli
+
+
+def main(argv: list[str] | None = None) -> Any:
+    """Entry point of the ``editmethods`` script."""
+    return build_cli().main(args=argv, prog_name="editmethods")
+
+
+def echo_json(data: Any) -> None:
+    click.echo(json.dumps(data, indent=2, default=str))
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

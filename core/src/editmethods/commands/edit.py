@@ -1,0 +1,39 @@
+"""``editmethods edit``: one edit on a model, with the answers before and after."""
+
+from __future__ import annotations
+
+import click
+
+
+def register(cli: click.Group) -> None:
+    @cli.command(name="edit")
+    @click.option("--model", "model_name", required=True,
+                  help="Model alias (see `editmethods models`), local path or hub id.")
+    @click.option("--method", required=True, help="An installed method (see `editmethods plugins`).")
+    @click.option("--hparams", default=None, help="Hyper-parameter file (YAML/JSON).")
+    @click.option("--prompt", required=True, help="Text the new target should follow.")
+    @click.option("--subject", required=True, help="The entity in the prompt the fact is about.")
+    @click.option("--target", required=True, help="The new answer.")
+    @click.option("--save", "save_to", default=None, type=click.Path(),
+                  help="Write the edit to this folder (safetensors + JSON).")
+    @click.option("--device", default=None, help="cpu, cuda, ...")
+    def edit_command(model_name, method, hparams, prompt, subject, target, save_to, device) -> None:
+        """Edit one fact and print the model's answer before and after."""
+        from editmethods import EditRequest, Editor, EditmethodsError
+
+        try:
+            req = EditRequest(prompt=prompt, subject=subject, target_new=target)
+            editor = Editor.from_pretrained(model_name, device=device)
+            before = editor.answer(prompt)
+            handle = editor.edit(req, method, hparams)
+            after = editor.answer(prompt)
+        except EditmethodsError as exc:
+            raise click.ClickException(str(exc)) from None
+        click.echo(f"prompt: {prompt}")
+        click.echo(f"before: {prompt}{before}")
+        click.echo(f"after:  {prompt}{after}")
+        click.echo(editor.evaluate([req]).format())
+        click.echo(f"edit {handle.edit_id} by {method} in {handle.seconds:.2f} s")
+        if save_to:
+            editor.save_edit(handle, save_to)
+            click.echo(f"saved to {save_to}")
