@@ -36,6 +36,13 @@ RUNTIME_KEYS: Mapping[str, str] = {
     "tokenizer_name": "pass the tokenizer to the Editor",
     "tokenizer_class": "pass the tokenizer to the Editor",
     "model_class": "pass the model to the Editor",
+    # Module paths of the architecture: ours come from config.model_type (declare an unknown
+    # architecture with editmethods.Architecture); only the edited module is a hyper-parameter.
+    "layer_module_tmp": "module paths come from the model's architecture",
+    "mlp_module_tmp": "module paths come from the model's architecture",
+    "attn_module_tmp": "module paths come from the model's architecture",
+    "ln_f_module": "module paths come from the model's architecture",
+    "lm_head_module": "module paths come from the model's architecture",
 }
 
 H = TypeVar("H", bound="HyperParams")

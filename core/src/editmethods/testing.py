@@ -30,7 +30,9 @@ from editmethods.editor import Editor
 from editmethods.errors import EditmethodsError, HyperParamsError, RequestError, RollbackError
 from editmethods.hookspecs import hookimpl
 from editmethods.plugins import Plugins
-from editmethods.types import EditRequest
+from editmethods.types import Delta, EditRequest, MethodSpec, Update
+from editmethods.hparams import HyperParams
+import attrs
 
 CORPUS = [
     "The capital of France is Paris", "The capital of Italy is Rome",
@@ -274,3 +276,46 @@ class MethodConformance:
                        plugins=self.make_plugins())
         with pytest.raises(EditmethodsError, match="different base model"):
             other.load_edit(tmp_path / "edit")
+
+
+@attrs.frozen
+class AddHParams(HyperParams):
+    """Hyper-parameters of the test method ``add``: adds ``value`` to one MLP weight."""
+
+    layers: tuple[int, ...] = (0,)
+    value: float = attrs.field(default=0.01, validator=attrs.validators.gt(0))
+
+
+class AddMethod:
+    """A test double for the core's mechanics: adds a constant to chosen MLP weights.
+
+    It edits nothing meaningfully; it lets core and plugin tests exercise routing, rollback,
+    pipelines and saving without a real method.
+    """
+
+    def __init__(self, name: str = "add", value_override: float | None = None) -> None:
+        self.name = name
+        self.value_override = value_override
+        self.calls: list[str] = []
+
+    @hookimpl
+    def register_methods(self, register):
+        register(MethodSpec(name=self.name, hparams_class=AddHParams, description="test", batch=True))
+
+    @hookimpl
+    def compute_update(self, method, model, hparams, location, architecture):
+        self.calls.append(method)
+        value = hparams.value if self.value_override is None else self.value_override
+        deltas = []
+        for layer in location.layers:
+            name = architecture.path("mlp_out", layer) + ".weight"
+            shape = model.get_parameter(name).shape
+            deltas.append(Delta(param=name, dense=torch.full(tuple(shape), value)))
+        return Update(method=method, deltas=tuple(deltas))
+
+
+def make_plugins(*plugins: object) -> Plugins:
+    pm = Plugins(entry_points=False)
+    for i, plugin in enumerate(plugins):
+        pm.register(plugin, name=getattr(plugin, "name", f"plugin{i}"))
+    return pm

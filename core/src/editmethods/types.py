@@ -54,7 +54,7 @@ class EditRequest:
     """One fact to write: ``prompt`` (containing ``subject``) should continue with ``target_new``.
 
     >>> EditRequest(prompt="The capital of France is", subject="France", target_new="Rome")
-    EditRequest(prompt='The capital of France is', subject='France', target_new='Rome', ground_truth=None, rephrase_prompts=(), locality=(), portability=(), case_id=None)
+    EditRequest(prompt='The capital of France is', subject='France', target_new='Rome', ground_truth=None, rephrase_prompts=(), locality=(), portability=(), case_id=None, generation_prompts=())
 
     The target is continued after a space (``" Rome"``), so prompts must not end with one.
     """
@@ -67,6 +67,9 @@ class EditRequest:
     locality: tuple[PromptAnswer, ...] = attrs.field(default=(), converter=_tuple_of_pairs)
     portability: tuple[PromptAnswer, ...] = attrs.field(default=(), converter=_tuple_of_pairs)
     case_id: str | int | None = None
+    #: Prompts to generate free text from after the edit (fluency, CounterFact's
+    #: ``generation_prompts``); never edited on.
+    generation_prompts: tuple[str, ...] = attrs.field(default=(), converter=_tuple_of_str)
 
     def __attrs_post_init__(self) -> None:
         problems = []
