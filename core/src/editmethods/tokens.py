@@ -7,15 +7,18 @@ from typing import Any
 from editmethods.errors import RequestError
 
 
-def subject_token_range(tokenizer: Any, prompt: str, subject: str) -> tuple[int, int]:
+def subject_token_range(tokenizer: Any, prompt: str, subject: str, *, start: int = 0) -> tuple[int, int]:
     """``(first, last)`` token indices of the first occurrence of ``subject`` in
     ``prompt`` (inclusive), as the model sees the whole prompt.
+
+    ``start`` is the character offset to search from (e.g. past a generated prefix, which
+    might itself mention the subject).
 
     Found by tokenizing the text up to the subject's start and end; when that prefix does
     not tokenize as a prefix of the whole prompt (the tokenizer merges across the subject's
     boundary), the error shows the tokens so that the prompt can be rephrased.
     """
-    start = prompt.find(subject)
+    start = prompt.find(subject, start)
     if start < 0:
         raise RequestError(f"subject {subject!r} does not occur in prompt {prompt!r}")
     end = start + len(subject)

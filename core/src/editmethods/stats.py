@@ -1,0 +1,524 @@
+"""Second-moment statistics of a module's inputs over a text corpus, cached on disk.
+
+Locate-then-edit methods (ROME, MEMIT, AlphaEdit, ...) need ``C = E[k kᵀ]``, the uncentered
+second moment of the *inputs* ``k`` of the weight they rewrite (GPT-2: the input of
+``mlp.c_proj``, i.e. the activation output of width 4d; LLaMA: the input of ``down_proj``),
+estimated over generic text::
+
+    from editmethods.stats import second_moment
+    stats = second_moment(model, tokenizer, "transformer.h.1.mlp.c_proj", "corpus.txt",
+                          n_samples=10_000)
+    stats.matrix            # [d_in, d_in], float64 by default
+    stats.solve(k, ridge=0.1)   # (C + 0.1·mean(diag C)·I)⁻¹ k, in float64
+
+The forward pass stops right after the module (no logits are computed), sequences are capped
+at ``max_length`` tokens and batched by a token budget, and progress is shown with tqdm.
+The result is cached as safetensors + JSON under ``$EDITMETHODS_CACHE/stats`` (default
+``~/.cache/editmethods/stats``), keyed by a sha256 of: the weights the module's input depends
+on (or all weights), the module name, the tokenizer's vocabulary, the corpus's identity
+(hashes of its texts, or of its files' paths, sizes and mtimes) and the sample count, length
+cap and dtype. A folder's name is never part of the key, so two models stored under the same
+name never share statistics, and an edit to weights upstream of the module invalidates them.
+
+Corpora: a path to a text file (one sample per non-empty line), a folder (every ``*.txt``
+below it, sorted, one sample per non-empty line), a Hugging Face ``datasets`` object (its
+``text`` column; duck-typed, ``datasets`` is not a dependency), any iterable of strings, or a
+name given to :func:`register_corpus` / a ``"module:function"`` import spec (for hparams
+files, which hold strings).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib
+import json
+import math
+import os
+import time
+from pathlib import Path
+from typing import Any, Callable, Iterable, Iterator, Mapping, Sequence
+
+import attrs
+import torch
+
+from editmethods.architectures import get_module
+from editmethods.errors import EditmethodsError
+from editmethods.tracing import trace
+
+__all__ = [
+    "Corpus", "SecondMoment", "StatisticsError", "cache_dir", "register_corpus", "resolve_corpus",
+    "second_moment", "upstream_parameters", "weights_hash",
+]
+
+CACHE_ENV = "EDITMETHODS_CACHE"
+#: Bumped when the computation changes, so that old cache files are not reused.
+FORMAT_VERSION = 1
+
+
+class StatisticsError(EditmethodsError, ValueError):
+    """Statistics cannot be computed or are unusable (empty corpus, singular matrix, ...)."""
+
+
+def cache_dir(override: str | Path | None = None) -> Path:
+    """Where statistics are cached: ``override``, else ``$EDITMETHODS_CACHE/stats``, else
+    ``~/.cache/editmethods/stats``."""
+    if override is not None:
+        return Path(override)
+    root = os.environ.get(CACHE_ENV)
+    base = Path(root) if root else Path.home() / ".cache" / "editmethods"
+    return base / "stats"
+
+
+# -- corpora ------------------------------------------------------------------------------
+_REGISTERED: dict[str, Callable[[], Any]] = {}
+
+
+def register_corpus(name: str, factory: Callable[[], Any] | Any) -> None:
+    """Give a corpus a name that hparams files can use (``mom2_dataset: NAME``).
+
+    :param factory: a callable returning a corpus (an iterable of strings, a path, a
+        dataset), or the corpus itself.
+    """
+    _REGISTERED[name] = factory if callable(factory) else (lambda: factory)
+
+
+@attrs.frozen
+class Corpus:
+    """A corpus with a stable identity (what the cache key uses) and a way to read texts."""
+
+    identity: str
+    description: str
+    read: Callable[[], Iterator[str]] = attrs.field(eq=False, repr=False)
+
+    def texts(self, n: int) -> list[str]:
+        """The first ``n`` non-empty texts."""
+        out: list[str] = []
+        for text in self.read():
+            if isinstance(text, str) and text.strip():
+                out.append(text)
+                if len(out) >= n:
+                    break
+        return out
+
+
+def _lines(paths: Sequence[Path]) -> Iterator[str]:
+    for path in paths:
+        with path.open(encoding="utf-8", errors="replace") as fh:
+            for line in fh:
+                line = line.rstrip("\n")
+                if line.strip():
+                    yield line
+
+
+def _files_identity(paths: Sequence[Path], root: Path) -> str:
+    h = hashlib.sha256()
+    for p in paths:
+        st = p.stat()
+        h.update(f"{p.resolve()}\x1f{st.st_size}\x1f{st.st_mtime_ns}\x1e".encode())
+    return h.hexdigest()
+
+
+def _texts_identity(texts: Sequence[str]) -> str:
+    h = hashlib.sha256()
+    for t in texts:
+        h.update(t.encode("utf-8", "replace"))
+        h.update(b"\x00")
+    return h.hexdigest()
+
+
+def _hf_dataset(name: str) -> Any:
+    try:
+        datasets = importlib.import_module("datasets")
+    except ImportError:
+        raise StatisticsError(
+            f"corpus {name!r} is a Hugging Face dataset name, but the `datasets` package is not "
+            "installed: `pip install datasets`, or give a local text file or folder, or register "
+            "a corpus with editmethods.stats.register_corpus"
+        ) from None
+    known = {"wikipedia": ("wikimedia/wikipedia", "20231101.en"),
+             "wikitext": ("wikitext", "wikitext-103-raw-v1")}
+    args = known.get(name, (name,))
+    return datasets.load_dataset(*args, split="train")
+
+
+def resolve_corpus(corpus: Any, n_samples: int | None = None) -> Corpus:
+    """A :class:`Corpus` from a path, a dataset object, an iterable of strings or a name.
+
+    :param n_samples: for plain iterables, how many texts to read (and hash).
+    :raises StatisticsError: when ``corpus`` is none of these.
+    """
+    if isinstance(corpus, Corpus):
+        return corpus
+    if isinstance(corpus, str) and corpus in _REGISTERED:
+        return resolve_corpus(_REGISTERED[corpus](), n_samples)
+    if isinstance(corpus, str) and ":" in corpus and not Path(corpus).exists() and "/" not in corpus:
+        module_name, _, attr = corpus.partition(":")
+        try:
+            target = getattr(importlib.import_module(module_name), attr)
+        except (ImportError, AttributeError) as exc:
+            raise StatisticsError(
+                f"corpus {corpus!r}: cannot import {attr!r} from {module_name!r} ({exc})"
+            ) from None
+        return resolve_corpus(target() if callable(target) else target, n_samples)
+    if isinstance(corpus, (str, Path)):
+        path = Path(corpus).expanduser()
+        if path.is_file():
+            return Corpus(_files_identity([path], path.parent), f"file {path}",
+                          lambda: _lines([path]))
+        if path.is_dir():
+            files = sorted(p for p in path.rglob("*.txt") if p.is_file())
+            if not files:
+                raise StatisticsError(f"corpus folder {path} holds no .txt files")
+            return Corpus(_files_identity(files, path), f"folder {path} ({len(files)} files)",
+                          lambda: _lines(files))
+        if isinstance(corpus, str) and "/" not in corpus and "\\" not in corpus:
+            return resolve_corpus(_hf_dataset(corpus), n_samples)
+        raise StatisticsError(f"corpus path {path} does not exist")
+    if hasattr(corpus, "column_names") and hasattr(corpus, "__getitem__"):
+        # a datasets.Dataset: its fingerprint changes whenever its content does
+        columns = list(corpus.column_names)
+        column = "text" if "text" in columns else None
+        if column is None:
+            raise StatisticsError(
+                f"dataset has no 'text' column (columns: {columns}): select or rename one"
+            )
+        fingerprint = getattr(corpus, "_fingerprint", None)
+        n = len(corpus)
+
+        def read() -> Iterator[str]:
+            for i in range(n):
+                yield corpus[i][column]
+
+        if fingerprint is None:
+            texts = [corpus[i][column] for i in range(min(n, n_samples or n))]
+            fingerprint = _texts_identity(texts)
+        return Corpus(f"dataset:{fingerprint}:{n}", f"dataset ({n} rows)", read)
+    if isinstance(corpus, Iterable):
+        texts = []
+        for t in corpus:
+            if not isinstance(t, str):
+                raise StatisticsError(
+                    f"corpus items must be strings, got {type(t).__name__}: pass texts"
+                )
+            if t.strip():
+                texts.append(t)
+            if n_samples is not None and len(texts) >= n_samples:
+                break
+        if not texts:
+            raise StatisticsError("the corpus holds no non-empty text")
+        frozen = tuple(texts)
+        return Corpus(f"texts:{_texts_identity(frozen)}", f"{len(frozen)} texts",
+                      lambda: iter(frozen))
+    raise StatisticsError(
+        f"cannot read a corpus from {type(corpus).__name__}: give a text file, a folder of "
+        ".txt files, a datasets.Dataset, an iterable of strings, or a registered name"
+    )
+
+
+# -- weights ------------------------------------------------------------------------------
+def _forward(model: torch.nn.Module, ids: torch.Tensor, mask: torch.Tensor) -> None:
+    if getattr(getattr(model, "config", None), "is_encoder_decoder", False):
+        model(input_ids=ids, attention_mask=mask, decoder_input_ids=ids,
+              decoder_attention_mask=mask)
+    else:
+        model(input_ids=ids, attention_mask=mask)
+
+
+@torch.no_grad()
+def upstream_parameters(model: torch.nn.Module, module: str) -> list[str]:
+    """Names of the parameters that run before ``module`` in a forward pass: those its input
+    can depend on (found by recording the order in which modules run on a tiny input).
+
+    The module's own parameters are not included (its input does not depend on them), so
+    rewriting the module itself keeps its statistics valid.
+    """
+    target = get_module(model, module)
+    names = {id(m): n for n, m in model.named_modules()}
+    seen: list[torch.nn.Module] = []
+
+    class _Reached(Exception):
+        pass
+
+    def pre(mod: torch.nn.Module, args: Any) -> None:
+        if mod is target:
+            raise _Reached
+        seen.append(mod)
+
+    handles = [m.register_forward_pre_hook(pre) for m in model.modules()]
+    device = next(model.parameters()).device
+    ids = torch.zeros((1, 2), dtype=torch.long, device=device)
+    try:
+        _forward(model, ids, torch.ones_like(ids))
+    except _Reached:
+        pass
+    else:
+        raise StatisticsError(f"module {module!r} did not run during a forward pass")
+    finally:
+        for h in handles:
+            h.remove()
+    out: list[str] = []
+    done: set[int] = set()
+    for mod in seen:
+        if id(mod) in done:
+            continue
+        done.add(id(mod))
+        prefix = names[id(mod)]
+        for pname, _ in mod.named_parameters(recurse=False):
+            out.append(f"{prefix}.{pname}" if prefix else pname)
+    return list(dict.fromkeys(out))
+
+
+def weights_hash(model: torch.nn.Module, names: Sequence[str],
+                 replace: Mapping[str, torch.Tensor] | None = None) -> str:
+    """sha256 over the named parameters (names, dtypes, shapes and bytes), in order.
+
+    :param replace: tensors to hash instead of the model's current ones (e.g. originals of
+        edited weights).
+    """
+    h = hashlib.sha256()
+    replace = replace or {}
+    for name in names:
+        t = replace[name] if name in replace else model.get_parameter(name)
+        data = t.detach().to("cpu").contiguous()
+        h.update(f"{name}\x1f{data.dtype}\x1f{tuple(data.shape)}\x1e".encode())
+        h.update(data.reshape(-1).view(torch.uint8).numpy().tobytes())
+    return h.hexdigest()
+
+
+def _tokenizer_hash(tokenizer: Any) -> str:
+    try:
+        vocab = tokenizer.get_vocab()
+    except Exception:  # tokenizers without a vocabulary map: fall back to their class
+        return type(tokenizer).__name__
+    blob = json.dumps(sorted(vocab.items()), ensure_ascii=False).encode()
+    extra = f"{getattr(tokenizer, 'bos_token_id', None)}/{getattr(tokenizer, 'eos_token_id', None)}"
+    return hashlib.sha256(blob + extra.encode()).hexdigest()
+
+
+# -- the statistics -----------------------------------------------------------------------
+@attrs.frozen
+class SecondMoment:
+    """``C = E[k kᵀ]`` of a module's inputs (uncentered), with what it was computed from."""
+
+    module: str
+    #: ``[d_in, d_in]``: sum of k kᵀ over every non-pad token, divided by their number.
+    matrix: torch.Tensor = attrs.field(eq=False, repr=False)
+    n_samples: int
+    n_tokens: int
+    key: str
+    corpus: str = ""
+    #: Whether this came from the on-disk cache.
+    from_cache: bool = False
+
+    @property
+    def dim(self) -> int:
+        return int(self.matrix.shape[0])
+
+    def mean_diag(self) -> float:
+        """``trace(C) / d``: the scale that relative ridges and λ are expressed in."""
+        return float(torch.diagonal(self.matrix).double().mean())
+
+    def rank(self, rtol: float | None = None) -> int:
+        """Numerical rank (eigenvalues above ``rtol`` times the largest)."""
+        eig = torch.linalg.eigvalsh(self.matrix.double().cpu())
+        tol = rtol if rtol is not None else self.dim * torch.finfo(torch.float64).eps * 10
+        return int((eig > tol * eig.max().clamp_min(1e-300)).sum())
+
+    def samples_needed(self) -> int:
+        """A lower bound on the samples for a full-rank C: ``d`` tokens at this corpus's
+        mean tokens per sample (in practice several times more are needed)."""
+        per_sample = max(self.n_tokens / max(self.n_samples, 1), 1e-9)
+        return int(math.ceil(self.dim / per_sample))
+
+    def check_full_rank(self) -> None:
+        """Raise :class:`StatisticsError` when C is singular, saying how many samples are
+        needed."""
+        if self.n_tokens < self.dim:
+            raise StatisticsError(
+                f"the second moment of {self.module!r} is singular: {self.n_tokens} tokens from "
+                f"{self.n_samples} samples cannot span its {self.dim} dimensions; at least "
+                f"{self.samples_needed()} samples are needed (several times more in practice): "
+                "raise the sample count (mom2_n_samples), or use a ridge"
+            )
+        r = self.rank()
+        if r < self.dim:
+            raise StatisticsError(
+                f"the second moment of {self.module!r} is singular: rank {r} < {self.dim} at "
+                f"{self.n_samples} samples ({self.n_tokens} tokens); at least "
+                f"{max(self.samples_needed(), 2 * self.n_samples)} samples are needed, or, if some "
+                "inputs are always zero or linearly dependent, a ridge (e.g. mom2_ridge: 0.01)"
+            )
+
+    def regularized(self, ridge: float = 0.0, dtype: torch.dtype = torch.float64) -> torch.Tensor:
+        """``C + ridge · mean(diag C) · I`` (``ridge`` is relative, so it transfers across
+        model sizes)."""
+        c = self.matrix.to(dtype)
+        if ridge:
+            c = c + ridge * self.mean_diag() * torch.eye(self.dim, dtype=dtype, device=c.device)
+        return c
+
+    def solve(self, rhs: torch.Tensor, ridge: float = 0.0) -> torch.Tensor:
+        """``(C + ridge·mean(diag C)·I)⁻¹ rhs`` in float64 (``rhs``: ``[d]`` or ``[d, n]``).
+
+        :raises StatisticsError: when ``ridge`` is 0 and C is singular.
+        """
+        if not ridge:
+            self.check_full_rank()
+        c = self.regularized(ridge).to(rhs.device)
+        vec = rhs.dim() == 1
+        out = torch.linalg.solve(c, (rhs[:, None] if vec else rhs).double())
+        return out[:, 0] if vec else out
+
+
+def _batches(lengths: Sequence[int], budget: int) -> list[list[int]]:
+    """Indices grouped so that rows × longest row ≤ budget (longest first: little padding)."""
+    order = sorted(range(len(lengths)), key=lambda i: -lengths[i])
+    batches: list[list[int]] = []
+    current: list[int] = []
+    width = 0
+    for i in order:
+        w = max(width, lengths[i])
+        if current and w * (len(current) + 1) > budget:
+            batches.append(current)
+            current, w = [], lengths[i]
+        current.append(i)
+        width = w
+    if current:
+        batches.append(current)
+    return batches
+
+
+def _cache_paths(folder: Path, key: str) -> tuple[Path, Path]:
+    return folder / f"{key[:40]}.safetensors", folder / f"{key[:40]}.json"
+
+
+def second_moment(
+    model: torch.nn.Module,
+    tokenizer: Any,
+    module: str,
+    corpus: Any,
+    *,
+    n_samples: int = 10_000,
+    max_length: int = 256,
+    token_budget: int = 8192,
+    dtype: torch.dtype | str = torch.float64,
+    weights: str = "upstream",
+    original_weights: Mapping[str, torch.Tensor] | None = None,
+    cache: bool = True,
+    cache_folder: str | Path | None = None,
+    progress: bool = True,
+) -> SecondMoment:
+    """``E[k kᵀ]`` of the inputs of ``module`` over ``corpus`` (loaded from cache when the
+    same weights, module, tokenizer, corpus and settings were seen before).
+
+    :param module: the fully qualified module name (e.g. ``arch.path("mlp_out", layer)``).
+    :param corpus: see the module docstring.
+    :param n_samples: how many texts to use (fewer if the corpus is smaller).
+    :param max_length: tokens per text are capped at this.
+    :param token_budget: at most this many (padded) tokens per forward pass.
+    :param dtype: accumulation dtype, ``float64`` (default) or ``float32``.
+    :param weights: ``"upstream"`` hashes only the parameters that run before ``module``
+        (edits elsewhere keep the cache valid); ``"all"`` hashes every parameter.
+    :param original_weights: parameter tensors that stand for the model's current ones, e.g.
+        the originals of live edits (``Ledger.of(model).originals``), so that statistics
+        describe the unedited model: they are hashed instead, and copied in (then back) only
+        if the statistics have to be computed.
+    :param cache: read and write the on-disk cache.
+    :param cache_folder: overrides the cache folder (see :func:`cache_dir`).
+    :param progress: show a tqdm progress bar.
+    :raises StatisticsError: on an empty corpus or a module that never runs.
+    """
+    from safetensors.torch import load_file, save_file
+    from tqdm.auto import tqdm
+
+    if isinstance(dtype, str):
+        if dtype not in ("float32", "float64"):
+            raise StatisticsError(f"dtype must be 'float32' or 'float64', got {dtype!r}")
+        dtype = getattr(torch, dtype)
+    if dtype not in (torch.float32, torch.float64):
+        raise StatisticsError(f"dtype must be torch.float32 or torch.float64, got {dtype}")
+    if n_samples < 1:
+        raise StatisticsError(f"n_samples must be >= 1, got {n_samples}")
+    if weights not in ("upstream", "all"):
+        raise StatisticsError(f"weights must be 'upstream' or 'all', got {weights!r}")
+    get_module(model, module)
+    source = resolve_corpus(corpus, n_samples)
+    names = (upstream_parameters(model, module) if weights == "upstream"
+             else [n for n, _ in model.named_parameters()])
+    replace = {k: v for k, v in (original_weights or {}).items() if k in set(names)}
+    model_hash = weights_hash(model, names, replace)
+    settings = {
+        "format": FORMAT_VERSION, "module": module, "weights": model_hash, "scope": weights,
+        "tokenizer": _tokenizer_hash(tokenizer), "corpus": source.identity,
+        "n_samples": n_samples, "max_length": max_length, "dtype": str(dtype),
+    }
+    key = hashlib.sha256(json.dumps(settings, sort_keys=True).encode()).hexdigest()
+    folder = cache_dir(cache_folder)
+    tensor_path, meta_path = _cache_paths(folder, key)
+    if cache and tensor_path.is_file() and meta_path.is_file():
+        meta = json.loads(meta_path.read_text())
+        if meta.get("key") == key:
+            matrix = load_file(str(tensor_path))["second_moment"]
+            return SecondMoment(module=module, matrix=matrix, n_samples=meta["n_used"],
+                                n_tokens=meta["n_tokens"], key=key, corpus=source.description,
+                                from_cache=True)
+
+    texts = source.texts(n_samples)
+    if not texts:
+        raise StatisticsError(f"corpus {source.description} holds no non-empty text")
+    rows = [list(tokenizer(t, truncation=True, max_length=max_length).input_ids) for t in texts]
+    rows = [r for r in rows if r]
+    pad = next((int(v) for v in (getattr(tokenizer, a, None) for a in
+                                 ("pad_token_id", "eos_token_id", "bos_token_id")) if v is not None), 0)
+    device = next(model.parameters()).device
+    total: torch.Tensor | None = None
+    n_tokens = 0
+    swapped: dict[str, torch.Tensor] = {}
+    was_training = model.training
+    model.eval()
+    started = time.perf_counter()
+    try:
+        with torch.no_grad():
+            for name, original in replace.items():  # describe the unedited model
+                param = model.get_parameter(name)
+                if not torch.equal(param.detach().cpu(), original.cpu()):
+                    swapped[name] = param.detach().clone()
+                    param.data.copy_(original.to(param.device, param.dtype))
+            batches = _batches([len(r) for r in rows], max(token_budget, max_length))
+            for batch in tqdm(batches, desc=f"statistics {module}", disable=not progress,
+                              unit="batch"):
+                width = max(len(rows[i]) for i in batch)
+                ids = torch.full((len(batch), width), pad, dtype=torch.long)
+                mask = torch.zeros_like(ids)
+                for j, i in enumerate(batch):
+                    ids[j, : len(rows[i])] = torch.tensor(rows[i])
+                    mask[j, : len(rows[i])] = 1
+                ids, mask = ids.to(device), mask.to(device)
+                with trace(model, [module], retain_input=True, retain_output=False,
+                           stop_after=module) as rec:
+                    _forward(model, ids, mask)
+                k = rec[module].input
+                if k is None:
+                    raise StatisticsError(f"module {module!r} did not run during the forward pass")
+                k = k[mask.bool()].to(dtype)
+                total = k.T @ k if total is None else total.addmm_(k.T, k)
+                n_tokens += int(k.shape[0])
+    finally:
+        with torch.no_grad():
+            for name, current in swapped.items():
+                model.get_parameter(name).data.copy_(current)
+        model.train(was_training)
+    assert total is not None
+    matrix = (total / n_tokens).cpu().contiguous()
+    result = SecondMoment(module=module, matrix=matrix, n_samples=len(rows), n_tokens=n_tokens,
+                          key=key, corpus=source.description)
+    if cache:
+        folder.mkdir(parents=True, exist_ok=True)
+        tmp = tensor_path.with_suffix(".tmp")
+        save_file({"second_moment": matrix}, str(tmp))
+        os.replace(tmp, tensor_path)  # atomic: a crashed run never leaves half a file
+        meta = dict(settings, key=key, n_used=len(rows), n_tokens=n_tokens,
+                    corpus_description=source.description, dim=int(matrix.shape[0]),
+                    seconds=round(time.perf_counter() - started, 3), created=time.time())
+        meta_path.write_text(json.dumps(meta, indent=2))
+    return result
