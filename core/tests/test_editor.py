@@ -196,3 +196,61 @@ def test_fp16_models_are_edited_by_upcasting(request_fr):
     assert model.get_parameter("transformer.h.0.mlp.c_proj.weight").dtype == torch.float16
     editor.rollback()
     assert_same_state(model, state)
+
+
+class _LogitBias:
+    """A frozen-weight test method: apply attaches a forward hook adding a bias to the
+    target's logit; rollback removes it."""
+
+    name = "bias"
+
+    def __init__(self):
+        self.hooks = {}
+
+    @hookimpl
+    def register_methods(self, register):
+        from editmethods import MethodSpec
+        from editmethods.testing import AddHParams
+
+        register(MethodSpec(name="bias", hparams_class=AddHParams, description="t",
+                            writes_weights=False))
+
+    @hookimpl
+    def compute_update(self, method, model, tokenizer, requests):
+        token = tokenizer(requests[0].target_text).input_ids[0]
+        return Update(method=method, payload={"bias": torch.tensor([float(token), 5.0])})
+
+    @hookimpl
+    def apply(self, model, update, handle):
+        token, value = int(update.payload["bias"][0]), float(update.payload["bias"][1])
+
+        def hook(module, args, output):
+            output.logits[..., token] += value
+            return output
+
+        self.hooks[handle.edit_id] = model.register_forward_hook(hook)
+        return model
+
+    @hookimpl
+    def rollback(self, handle):
+        hook = self.hooks.pop(handle.edit_id, None)
+        if hook is None:
+            return None
+        hook.remove()
+        return True
+
+
+def test_hook_apply_attaches_state_for_frozen_methods(request_fr, tmp_path):
+    method = _LogitBias()
+    editor = Editor(tiny_model("gpt2"), tiny_tokenizer(), plugins=make_plugins(method))
+    state = state_copy(editor.model)
+    ids = torch.tensor([editor.tokenizer(request_fr.prompt).input_ids])
+    base = editor.model(input_ids=ids).logits
+    handle = editor.edit(request_fr, "bias")
+    assert_same_state(editor.model, state)  # no weight written
+    assert not torch.equal(base, editor.model(input_ids=ids).logits)
+    editor.save_edit(handle, tmp_path / "bias")
+    editor.rollback(handle)
+    assert torch.equal(base, editor.model(input_ids=ids).logits)
+    editor.load_edit(tmp_path / "bias")  # hashes the embedding when no weight is read
+    assert not torch.equal(base, editor.model(input_ids=ids).logits)

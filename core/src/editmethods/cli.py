@@ -1,7 +1,7 @@
 """The ``editmethods`` command line.
 
-Core commands live in ``editmethods.commands.*`` modules, each adding itself to :data:`cli`;
-plugins add theirs through the ``register_commands`` hook.
+Core commands live in ``editmethods.commands.*`` modules, each adding itself to the group
+with ``register(cli)``; plugins add theirs through the ``register_commands`` hook.
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ from typing import Any
 
 import click
 
-from editmethods.plugins import get_plugins
+from editmethods.plugins import Plugins, get_plugins
 
 #: Modules of the core's own commands (each defines ``register(cli)``).
 CORE_COMMANDS = (
@@ -22,17 +22,18 @@ CORE_COMMANDS = (
 )
 
 
-@click.group()
-@click.version_option(package_name="editmethods")
-def cli() -> None:
-    """Knowledge editing of language models: edit one fact, measure it, undo it exactly."""
+def build_cli(plugins: Plugins | None = None) -> click.Group:
+    """A fresh CLI group with the core's commands and every plugin's commands added."""
 
+    @click.group(help="Knowledge editing of language models: edit one fact, measure it, "
+                      "undo it exactly.")
+    @click.version_option(package_name="editmethods")
+    def cli() -> None:
+        pass
 
-def build_cli() -> click.Group:
-    """The CLI with core commands and every plugin's commands added."""
     for module_name in CORE_COMMANDS:
         importlib.import_module(module_name).register(cli)
-    get_plugins().pm.hook.register_commands(cli=cli)
+    (plugins if plugins is not None else get_plugins()).pm.hook.register_commands(cli=cli)
     return cli
 
 
