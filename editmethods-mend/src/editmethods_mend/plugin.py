@@ -1,0 +1,41 @@
+"""The ``mend`` method's hooks and its ``editmethods train mend`` command."""
+
+from __future__ import annotations
+
+from editmethods.hookspecs import hookimpl
+from editmethods.types import MethodSpec
+from editmethods_mend.hparams_mend import MENDHyperParams
+
+
+@hookimpl
+def register_methods(register):
+    register(MethodSpec(
+        name="mend",
+        hparams_class=MENDHyperParams,
+        description="MEND: a meta-trained editor network maps the edit's fine-tuning gradient "
+                    "to a low-rank weight change (Mitchell et al., 2022); needs a trained editor",
+        model_types=("*",),
+        batch=True,
+        writes_weights=True,
+    ))
+
+
+@hookimpl
+def locate(method, model, tokenizer, requests, hparams, architecture):
+    from editmethods_mend.method import locate_mend
+
+    return locate_mend(model, hparams, architecture)
+
+
+@hookimpl
+def compute_update(method, model, tokenizer, requests, hparams, location, architecture):
+    from editmethods_mend.method import compute_mend_update
+
+    return compute_mend_update(model, tokenizer, requests, hparams, architecture)
+
+
+@hookimpl
+def register_commands(cli):
+    from editmethods_mend.commands import register
+
+    register(cli)

@@ -1,0 +1,16 @@
+"""editmethods-mend against the core's conformance kit, on tiny GPT-2 and LLaMA.
+
+A tiny random model has no trained editor, so the kit runs a freshly initialized one
+(``checkpoint: untrained``): the identity editor turns the edit into a gradient step, which
+exercises the whole path (factor capture, editor, low-rank deltas, exact rollback).
+"""
+
+import editmethods_mend.plugin
+from editmethods.testing import MethodConformance
+
+
+class TestMEND(MethodConformance):
+    method = "mend"
+    plugin = editmethods_mend.plugin
+    hparams = {"checkpoint": "untrained", "edit_lr": 0.1}
+    model_types = ("gpt2", "llama")
