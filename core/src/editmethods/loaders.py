@@ -132,6 +132,13 @@ def read_records(path: str | Path) -> list[dict[str, Any]]:
     raise DatasetError(f"{path}: expected a list of records, got {type(doc).__name__}")
 
 
+def _shape(record: Mapping[str, Any]) -> str | None:
+    try:
+        return detect_format(record)
+    except DatasetError:
+        return None
+
+
 def _looks_like_record(doc: Mapping[str, Any]) -> bool:
     try:
         detect_format(doc)
@@ -165,6 +172,7 @@ def load_requests(
     records = read_records(source) if isinstance(source, (str, Path)) else list(source)
     if not records:
         raise DatasetError(f"{where_file}no records")
+    detected = format is None
     if format is None:
         format = detect_format(records[0])
     if format in UNSUPPORTED:
@@ -181,6 +189,8 @@ def load_requests(
         try:
             if not isinstance(record, Mapping):
                 raise DatasetError(f"expected a JSON object, got {type(record).__name__}")
+            if detected and _shape(record) in UNSUPPORTED:
+                PARSERS[_shape(record)](record, index)  # raises, saying why
             out.append(parse(record, index))
         except RequestError as exc:
             message = str(exc)

@@ -4,4 +4,7 @@ BUILTIN_PLUGINS = (
     "editmethods.builtin.weights",
     "editmethods.builtin.architectures",
     "editmethods.metrics.target",
+    "editmethods.metrics.counterfact",
+    "editmethods.metrics.answers",
+    "editmethods.metrics.fluency",
 )

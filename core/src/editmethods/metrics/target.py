@@ -4,7 +4,9 @@ portability.
 Protocol ``teacher-forced``: the target's tokens are fed after the prompt and each position's
 argmax is compared with the target token; a case scores the fraction of tokens that match.
 Locality is the agreement of the edited model's argmax tokens with the unedited model's on
-the locality prompt and answer (the editor records those before the edit).
+the locality prompt and answer (the editor records those before the edit); ``locality``
+pools every locality pair, ``locality_<kind>`` (``locality_neighborhood``,
+``locality_relation_specificity``, ...) reports each kind of pair on its own.
 """
 
 from __future__ import annotations
@@ -61,7 +63,7 @@ def evaluate(model, tokenizer, requests: Sequence[EditRequest], context: EvalCon
             s = score_targets(model, tokenizer, [p.prompt for p in pairs],
                               [" " + p.answer.strip() for p in pairs], batch_size=bs)
             results.append(_result("portability", s.token_accuracy()))
-    if context.wants("locality"):
+    if context.wants("locality") or any(m.startswith("locality_") for m in context.metrics):
         pairs = [p for r in requests for p in r.locality
                  if locality_key(p.prompt, p.answer) in context.pre_edit]
         if pairs:
@@ -74,4 +76,9 @@ def evaluate(model, tokenizer, requests: Sequence[EditRequest], context: EvalCon
             everything = [v for vs in by_kind.values() for v in vs]
             results.append(_result("locality", everything,
                                    by_kind={k: sum(v) / len(v) for k, v in by_kind.items()}))
+            # One metric per kind as well: neighbours and the same subject's other relations
+            # measure different things and a table should show them apart.
+            for kind, values in sorted(by_kind.items()):
+                if context.wants(f"locality_{kind}") or context.wants("locality"):
+                    results.append(_result(f"locality_{kind}", values))
     return results

@@ -1,0 +1,438 @@
+"""Evaluate editing methods on a dataset: the runner behind ``editmethods eval`` and ``bench``.
+
+Modes (how the requests are edited):
+
+``single``
+    each request is edited alone, measured, and rolled back before the next (ROME's and
+    EasyEdit's default protocol): every edit starts from the unedited model.
+``batch``
+    all requests in one edit (methods that declare ``batch=True``), measured, rolled back.
+``sequential``
+    the requests edited one after another, each on the model the previous ones left; all
+    measured after the last edit, then every edit rolled back. Locality compares against the
+    unedited model's predictions.
+
+Results keep their protocols apart (:class:`~editmethods.evaluation.EvalReport` groups by
+protocol); the cost of editing is reported under the protocol ``cost``: ``seconds_per_edit``
+(wall time of ``Editor.edit`` per request, from the edit handles) and ``peak_memory_mb``
+(on CUDA the peak of ``torch.cuda.max_memory_allocated`` during the edit above what was
+allocated before it; on CPU the peak resident-set size during the edit above the size before
+it, sampled every few milliseconds).
+
+>>> from editmethods.benchmarking import evaluate_method             # doctest: +SKIP
+>>> run = evaluate_method(editor, "ft", "ft-m.yaml", requests, mode="single")  # doctest: +SKIP
+>>> print(run.report)                                                 # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+import os
+import threading
+import time
+from pathlib import Path
+from typing import Any, Iterable, Mapping, Sequence
+
+import attrs
+import torch
+
+from editmethods.editor import Editor, HParamsSource
+from editmethods.errors import EditmethodsError, RequestError
+from editmethods.evaluation import EvalReport
+from editmethods.metrics.counterfact import harmonic_mean
+from editmethods.plugins import Plugins
+from editmethods.types import EditHandle, EditRequest, MetricResult
+
+MODES = ("single", "batch", "sequential")
+COST = "cost"
+
+
+# -- measuring the cost of an edit ------------------------------------------------------------
+def _rss_bytes() -> int | None:
+    try:
+        with open("/proc/self/statm") as fh:
+            return int(fh.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+    except (OSError, ValueError, IndexError):
+        return None
+
+
+class PeakMemory:
+    """Peak memory of a block above what was in use when it started (bytes in :attr:`peak`).
+
+    On a CUDA device the allocator's own peak counter is used; on CPU the process's resident
+    set size is sampled by a background thread (every ``interval`` seconds), because torch's
+    CPU allocations are invisible to :mod:`tracemalloc`.
+    """
+
+    def __init__(self, device: torch.device, interval: float = 0.002) -> None:
+        self.device = device
+        self.interval = interval
+        self.peak = 0
+        self.kind = "cuda-max-allocated" if device.type == "cuda" else "rss-increase"
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def __enter__(self) -> PeakMemory:
+        if self.device.type == "cuda":
+            torch.cuda.synchronize(self.device)
+            self._base = torch.cuda.memory_allocated(self.device)
+            torch.cuda.reset_peak_memory_stats(self.device)
+        else:
+            self._base = _rss_bytes() or 0
+            self._max = self._base
+            self._thread = threading.Thread(target=self._sample, daemon=True)
+            self._thread.start()
+        return self
+
+    def _sample(self) -> None:
+        while not self._stop.is_set():
+            rss = _rss_bytes()
+            if rss is not None and rss > self._max:
+                self._max = rss
+            self._stop.wait(self.interval)
+
+    def __exit__(self, *exc: Any) -> None:
+        if self.device.type == "cuda":
+            torch.cuda.synchronize(self.device)
+            self.peak = max(0, torch.cuda.max_memory_allocated(self.device) - self._base)
+        else:
+            self._stop.set()
+            if self._thread is not None:
+                self._thread.join()
+            rss = _rss_bytes() or 0
+            self.peak = max(0, max(self._max, rss) - self._base)
+
+
+def weights_digest(model: torch.nn.Module) -> str:
+    """sha256 over every parameter and buffer (names, dtypes, shapes, bytes)."""
+    h = hashlib.sha256()
+    for name, t in list(model.named_parameters()) + list(model.named_buffers()):
+        data = t.detach().to("cpu").contiguous()
+        h.update(f"{name}{data.dtype}{tuple(data.shape)}".encode())
+        h.update(data.reshape(-1).view(torch.uint8).numpy().tobytes())
+    return h.hexdigest()
+
+
+# -- merging per-edit reports ---------------------------------------------------------------
+def merge_reports(reports: Iterable[EvalReport]) -> EvalReport:
+    """Pool reports of separate edits (``single`` mode) into one.
+
+    A metric's value is the mean of the pooled per-case values (or the ``n``-weighted mean
+    when a metric has none); a harmonic-mean score is recomputed from the pooled metrics it
+    combines. Metrics of different protocols are never combined.
+    """
+    pooled: dict[tuple[str, str], list[MetricResult]] = {}
+    for report in reports:
+        for r in report:
+            pooled.setdefault((r.protocol, r.name), []).append(r)
+    merged: dict[tuple[str, str], MetricResult] = {}
+    for (protocol, name), parts in pooled.items():
+        if "harmonic_mean_of" in parts[0].details:
+            continue
+        per_case = [v for p in parts for v in p.per_case]
+        n = sum(p.n for p in parts)
+        if per_case:
+            value = sum(per_case) / len(per_case)
+        else:
+            finite = [p for p in parts if not math.isnan(p.value)]
+            total = sum(p.n for p in finite)
+            value = sum(p.value * p.n for p in finite) / total if total else float("nan")
+        details: dict[str, Any] = {}
+        for p in parts:
+            for k, v in p.details.items():
+                if isinstance(v, (int, float)) and not isinstance(v, bool):
+                    details[k] = details.get(k, 0) + v
+                elif k not in details and k != "by_kind":
+                    details[k] = v
+        merged[(protocol, name)] = MetricResult(name, value, protocol, n, per_case=per_case,
+                                                details=details)
+    for (protocol, name), parts in pooled.items():
+        if "harmonic_mean_of" not in parts[0].details:
+            continue
+        of = parts[0].details["harmonic_mean_of"]
+        have = [merged.get((protocol, m)) for m in of]
+        if all(h is not None for h in have):
+            merged[(protocol, name)] = MetricResult(
+                name, harmonic_mean([h.value for h in have]), protocol,
+                max(h.n for h in have), details={"harmonic_mean_of": list(of)})
+    return EvalReport(tuple(merged.values()))
+
+
+# -- one method -------------------------------------------------------------------------------
+@attrs.frozen
+class MethodRun:
+    """A method to benchmark, with its hyper-parameters and the label its row gets."""
+
+    label: str
+    method: str
+    hparams: Any = None
+
+
+@attrs.frozen
+class RunResult:
+    """What :func:`evaluate_method` measured for one method."""
+
+    label: str
+    method: str
+    mode: str
+    n: int
+    report: EvalReport
+    hparams: Mapping[str, Any] = attrs.field(factory=dict)
+    #: Requests whose edit failed: ``[{"case_id", "error"}]`` (they are left out of the report).
+    failures: tuple[Mapping[str, Any], ...] = attrs.field(default=(), converter=tuple)
+    #: Whether every weight and buffer was bit-identical to the unedited model afterwards.
+    restored: bool = True
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"label": self.label, "method": self.method, "mode": self.mode, "n": self.n,
+                "hparams": dict(self.hparams), "metrics": self.report.to_dict(),
+                "failures": [dict(f) for f in self.failures], "restored": self.restored}
+
+
+def _progress(iterable: Iterable[Any], total: int, desc: str, enabled: bool) -> Iterable[Any]:
+    if not enabled:
+        return iterable
+    from tqdm.auto import tqdm
+
+    return tqdm(iterable, total=total, desc=desc, unit="edit", leave=False)
+
+
+def _cost_results(handles_seconds: list[float], n_requests: int, peaks: list[int],
+                  kind: str) -> list[MetricResult]:
+    per_edit = [s for s in handles_seconds]
+    out = []
+    if per_edit and n_requests:
+        out.append(MetricResult("seconds_per_edit", sum(per_edit) / n_requests, COST, n_requests,
+                                per_case=per_edit if len(per_edit) == n_requests else (),
+                                details={"total_seconds": sum(per_edit)}))
+    if peaks:
+        out.append(MetricResult("peak_memory_mb", max(peaks) / 2**20, COST, len(peaks),
+                                details={"kind": kind}))
+    return out
+
+
+def _hparams_dict(hp: Any) -> dict[str, Any]:
+    try:
+        return {k: (list(v) if isinstance(v, tuple) else v) for k, v in attrs.asdict(hp).items()}
+    except Exception:  # not an attrs instance
+        return {}
+
+
+def evaluate_method(
+    editor: Editor,
+    method: str,
+    hparams: HParamsSource,
+    requests: Sequence[EditRequest],
+    *,
+    mode: str = "single",
+    metrics: Iterable[str] | None = None,
+    batch_size: int = 32,
+    label: str | None = None,
+    progress: bool = True,
+    seed: int | None = 0,
+) -> RunResult:
+    """Edit ``requests`` with ``method`` in ``mode``, measure, and restore the model.
+
+    :param editor: the editor holding the model; it must have no live edits.
+    :param method: an installed method.
+    :param hparams: a YAML/JSON path, mapping, hparams object, or ``None`` for defaults.
+    :param mode: ``"single"``, ``"batch"`` or ``"sequential"`` (see the module docs).
+    :param metrics: metric names to compute (``None``: every metric whose inputs exist).
+    :param seed: ``torch.manual_seed`` before the run (``None``: leave the generator alone).
+    :return: a :class:`RunResult`; edits that raised are listed in ``failures`` and left
+        out of the report.
+    :raises EditmethodsError: on bad input (unknown method, bad hparams, bad mode) before
+        anything is edited.
+    """
+    if mode not in MODES:
+        raise RequestError(f"unknown mode {mode!r}: choose one of {', '.join(MODES)}")
+    requests = list(requests)
+    if not requests:
+        raise RequestError("no requests to evaluate")
+    if editor.edits:
+        raise EditmethodsError("the editor has live edits: roll them back before benchmarking")
+    from editmethods.hparams import load_hparams
+
+    installed = editor.plugins.method(method)
+    hp = load_hparams(installed.spec.hparams_class, hparams, method=method)
+    if mode == "batch" and len(requests) > 1 and not installed.spec.batch:
+        raise EditmethodsError(
+            f"method {method!r} does not edit batches; use --mode single or sequential")
+    label = label or method
+    metrics = list(metrics) if metrics else None
+    if seed is not None:
+        torch.manual_seed(seed)
+    before = weights_digest(editor.model)
+    device = next(editor.model.parameters()).device
+    failures: list[dict[str, Any]] = []
+    failed: set[int] = set()
+    seconds: list[float] = []
+    peaks: list[int] = []
+    kind = PeakMemory(device).kind
+
+    def edit(batch: list[EditRequest], **kwargs: Any) -> EditHandle | list[EditHandle] | None:
+        with PeakMemory(device) as mem:
+            try:
+                result = editor.edit(batch if len(batch) > 1 else batch[0], method, hp, **kwargs)
+            except EditmethodsError as exc:
+                failures.extend({"case_id": r.case_id, "error": str(exc)} for r in batch)
+                failed.update(id(r) for r in batch)
+                return None
+        peaks.append(mem.peak)
+        handles = result if isinstance(result, list) else [result]
+        seconds.extend(h.seconds for h in handles)
+        return result
+
+    reports: list[EvalReport] = []
+    try:
+        if mode == "single":
+            for r in _progress(requests, len(requests), label, progress):
+                if edit([r]) is None:
+                    continue
+                reports.append(editor.evaluate([r], metrics=metrics, batch_size=batch_size))
+                editor.rollback_all()
+        else:
+            # Locality compares against the unedited model for every request.
+            editor._remember_pre_edit(requests)
+            if mode == "batch":
+                done = edit(requests)
+            else:
+                done = []
+                for r in _progress(requests, len(requests), label, progress):
+                    if edit([r]) is not None:
+                        done.append(r)
+            if done:
+                edited = [r for r in requests if id(r) not in failed]
+                reports.append(editor.evaluate(edited, metrics=metrics, batch_size=batch_size))
+    finally:
+        editor.rollback_all()
+    report = merge_reports(reports)
+    n_ok = len(requests) - len(failures)
+    report = EvalReport(report.results + tuple(_cost_results(seconds, n_ok, peaks, kind)))
+    return RunResult(label=label, method=method, mode=mode, n=len(requests), report=report,
+                     hparams=_hparams_dict(hp), failures=failures,
+                     restored=weights_digest(editor.model) == before)
+
+
+def evaluate_unedited(editor: Editor, requests: Sequence[EditRequest], *,
+                      metrics: Iterable[str] | None = None, batch_size: int = 32) -> EvalReport:
+    """The unedited model's scores on the same requests (the baseline row of a table).
+
+    Locality metrics are left out: they compare the model with itself before the edit.
+    """
+    report = editor.evaluate(list(requests), metrics=metrics, batch_size=batch_size)
+    return EvalReport(tuple(r for r in report if not r.name.startswith("locality")))
+
+
+# -- several methods --------------------------------------------------------------------------
+@attrs.frozen
+class BenchmarkResult:
+    """Results of several methods on the same model and requests."""
+
+    model: str
+    data: str
+    mode: str
+    n: int
+    unedited: EvalReport
+    runs: tuple[RunResult, ...] = attrs.field(converter=tuple)
+    #: Methods that were not run: label -> reason.
+    skipped: Mapping[str, str] = attrs.field(factory=dict)
+    device: str = "cpu"
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"model": self.model, "data": self.data, "mode": self.mode, "n": self.n,
+                "device": self.device, "unedited": self.unedited.to_dict(),
+                "runs": [r.to_dict() for r in self.runs], "skipped": dict(self.skipped)}
+
+    def to_markdown(self) -> str:
+        from editmethods.reporting import benchmark_markdown
+
+        return benchmark_markdown(self)
+
+    def plot(self, path: str | Path) -> Path:
+        from editmethods.reporting import benchmark_chart
+
+        return benchmark_chart(self, path)
+
+
+def run_benchmark(
+    editor: Editor,
+    runs: Sequence[MethodRun],
+    requests: Sequence[EditRequest],
+    *,
+    mode: str = "single",
+    metrics: Iterable[str] | None = None,
+    batch_size: int = 32,
+    model_name: str = "",
+    data_name: str = "",
+    progress: bool = True,
+) -> BenchmarkResult:
+    """Run every method in ``runs`` on the same model and requests.
+
+    Methods that are not installed, or do not support the model or the mode, are skipped with
+    the reason in :attr:`BenchmarkResult.skipped`.
+    """
+    metrics = list(metrics) if metrics else None
+    skipped: dict[str, str] = {}
+    done: list[RunResult] = []
+    model_type = getattr(editor.model.config, "model_type", "?")
+    unedited = evaluate_unedited(editor, requests, metrics=metrics, batch_size=batch_size)
+    todo = []
+    for run in runs:
+        reason = _skip_reason(editor.plugins, run, model_type, mode, len(requests))
+        if reason:
+            skipped[run.label] = reason
+        else:
+            todo.append(run)
+    for run in _progress(todo, len(todo), "methods", progress and len(todo) > 1):
+        try:
+            done.append(evaluate_method(editor, run.method, run.hparams, requests, mode=mode,
+                                        metrics=metrics, batch_size=batch_size, label=run.label,
+                                        progress=progress))
+        except EditmethodsError as exc:
+            skipped[run.label] = f"failed: {exc}"
+    device = str(next(editor.model.parameters()).device)
+    return BenchmarkResult(model=model_name, data=data_name, mode=mode, n=len(requests),
+                           unedited=unedited, runs=done, skipped=skipped, device=device)
+
+
+def _skip_reason(plugins: Plugins, run: MethodRun, model_type: str, mode: str, n: int) -> str | None:
+    if run.method not in plugins.methods:
+        return f"method {run.method!r} is not installed (pip install editmethods-{run.method})"
+    spec = plugins.methods[run.method].spec
+    if not spec.supports(model_type):
+        return f"does not support model type {model_type!r}"
+    if mode == "batch" and n > 1 and not spec.batch:
+        return "edits one fact at a time (not a batch method)"
+    if isinstance(run.hparams, (str, Path)) and not Path(run.hparams).is_file():
+        return f"hyper-parameter file {run.hparams} not found"
+    return None
+
+
+def reference_hparams(plugins: Plugins, method: str, model_name: str) -> Path | None:
+    """The hyper-parameters a method package ships for a model alias, if any.
+
+    Convention: a method package keeps hyper-parameters tuned for a reference model next to
+    its plugin module as ``hparams/<alias>.yaml`` (e.g. ``hparams/testbed-gpt2.yaml``).
+    """
+    if method not in plugins.methods:
+        return None
+    plugin = plugins.methods[method].plugin
+    module_file = getattr(plugin, "__file__", None)
+    if module_file is None:
+        import sys
+
+        module_file = getattr(sys.modules.get(type(plugin).__module__), "__file__", None)
+    if module_file is None:
+        return None
+    folder = Path(module_file).resolve().parent / "hparams"
+    for name in (f"{model_name}.yaml", f"{method}-{model_name}.yaml"):
+        if (folder / name).is_file():
+            return folder / name
+    return None
+
+
+__all__ = ["BenchmarkResult", "MODES", "MethodRun", "PeakMemory", "RunResult",
+           "evaluate_method", "evaluate_unedited", "merge_reports", "reference_hparams",
+           "run_benchmark", "weights_digest"]

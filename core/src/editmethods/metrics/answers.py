@@ -1,0 +1,55 @@
+"""Whether the model still gives the right answer: exact match of the greedy answer.
+
+Protocol ``exact-match``. A prompt scores 1 when, teacher forced, the model's argmax is the
+expected token at every position of the answer (so greedy decoding reproduces the whole
+answer), else 0; a case scores the mean over its prompts, a metric the mean over cases.
+
+- ``relation_specificity``: the locality pairs of kind ``"relation_specificity"``, the same
+  subject's *other* relations with their true objects (KnowEdit's relation specificity): a
+  good edit of where someone was born does not change what they do for a living. This is
+  measured against the truth, not against the unedited model (the teacher-forced protocol's
+  ``locality_relation_specificity`` measures agreement with the unedited model instead).
+- ``portability_exact``: the portability pairs (e.g. two-hop questions whose answer follows
+  from the new fact).
+"""
+
+from __future__ import annotations
+
+from typing import Sequence
+
+from editmethods.hookspecs import hookimpl
+from editmethods.scoring import score_targets
+from editmethods.types import EditRequest, EvalContext, MetricResult, PromptAnswer
+
+PROTOCOL = "exact-match"
+
+
+def _pairs(request: EditRequest, name: str) -> list[PromptAnswer]:
+    if name == "relation_specificity":
+        return [p for p in request.locality if p.kind == "relation_specificity"]
+    return list(request.portability)
+
+
+@hookimpl
+def evaluate(model, tokenizer, requests: Sequence[EditRequest], context: EvalContext):
+    results = []
+    for name in ("relation_specificity", "portability_exact"):
+        if not context.wants(name):
+            continue
+        owners, pairs = [], []
+        for i, r in enumerate(requests):
+            for p in _pairs(r, name):
+                owners.append(i)
+                pairs.append(p)
+        if not pairs:
+            continue
+        s = score_targets(model, tokenizer, [p.prompt for p in pairs],
+                          [" " + p.answer.strip() for p in pairs], batch_size=context.batch_size)
+        exact = [float(bool((pred == tgt).all())) for pred, tgt in zip(s.predictions, s.targets)]
+        by_case: dict[int, list[float]] = {}
+        for i, v in zip(owners, exact):
+            by_case.setdefault(i, []).append(v)
+        per_case = [sum(v) / len(v) for _, v in sorted(by_case.items())]
+        results.append(MetricResult(name, sum(per_case) / len(per_case), PROTOCOL, len(per_case),
+                                    per_case=per_case, details={"prompts": len(pairs)}))
+    return results
