@@ -1,0 +1,25 @@
+"""IKE for editmethods: in-context knowledge editing with retrieved demonstrations.
+
+>>> from editmethods import Editor, EditRequest                          # doctest: +SKIP
+>>> editor = Editor.from_pretrained("testbed-gpt2")                      # doctest: +SKIP
+>>> editor.edit(EditRequest(prompt="Ann Kowal was born in", subject="Ann Kowal",
+...             target_new="Lyon"), method="ike")                       # doctest: +SKIP
+"""
+
+from editmethods_ike.demonstrations import Demonstration, demonstrations_from_records, load_demonstrations
+from editmethods_ike.encoder import DEFAULT_ENCODER, EncoderError, SentenceEncoder, get_encoder
+from editmethods_ike.hparams_ike import IKEHyperParams
+from editmethods_ike.routing import ContextRouter, Route
+
+__all__ = [
+    "ContextRouter", "DEFAULT_ENCODER", "Demonstration", "EncoderError", "IKEHyperParams", "Route",
+    "SentenceEncoder", "demonstrations_from_records", "get_encoder", "hparams_path",
+    "load_demonstrations",
+]
+
+
+def hparams_path(name: str = "ike") -> str:
+    """Path of a bundled hparams file (``ike`` or ``testbed-gpt2``)."""
+    from pathlib import Path
+
+    return str(Path(__file__).parent / "hparams" / f"{name}.yaml")

@@ -1,0 +1,265 @@
+"""Make a model answer some inputs through a context, without touching a weight.
+
+Every caller (the metrics, ``greedy_continue``, ``generate``, user code) calls the model
+with ``input_ids`` and an ``attention_mask``. A :class:`ContextRouter` hooks the model's
+forward: the model first runs as usual on the whole batch (so rows that are not routed get
+exactly the logits of the unedited model), then each routed row is run again with a context
+in front of it, ``{context} {row text}``, by the model itself or by another model (SERAC's
+counterfactual model), and that row's logits are replaced by the ones read at the row's own
+tokens. Callers therefore see logits aligned with the positions they passed, whatever the
+padding (right or left) and whatever the context's length.
+
+The row's tokens are kept as they are, except that the first one is re-tokenized in its
+mid-text form (``"ĠThe"`` after ``"Prompt:"``, as the model saw it in training) when the
+joint tokenization reproduces the remaining tokens exactly; otherwise the context's tokens
+are simply put in front of the row's.
+
+When a context does not fit the answering model's maximum length, the router uses the next,
+shorter alternative of the route (IKE: fewer demonstrations) with a warning; when even the
+shortest does not fit, it raises, rather than cutting the query.
+"""
+
+from __future__ import annotations
+
+import warnings
+from typing import Any, Callable, Sequence
+
+import attrs
+import torch
+
+from editmethods.errors import EditError
+
+
+@attrs.frozen
+class Route:
+    """How one input row is answered.
+
+    :param contexts: texts to put before the row, preferred first; later ones are shorter
+        fallbacks (IKE: fewer demonstrations) used when the preferred one does not fit.
+    :param model: the model that answers; ``None`` for the hooked model itself.
+    :param label: names the route in warnings (an edit id).
+    """
+
+    contexts: tuple[str, ...] = attrs.field(converter=tuple)
+    model: Any = None
+    label: str = ""
+
+
+RouteFn = Callable[[Sequence[str]], Sequence["Route | None"]]
+
+
+def max_positions(model: torch.nn.Module) -> int | None:
+    """The longest input the model accepts (``n_positions``/``max_position_embeddings``)."""
+    config = getattr(model, "config", None)
+    for key in ("n_positions", "max_position_embeddings", "n_ctx", "seq_length"):
+        value = getattr(config, key, None)
+        if isinstance(value, int) and value > 0:
+            return value
+    return None
+
+
+class ContextRouter:
+    """Hooks ``model`` so that rows chosen by ``route`` are answered through a context.
+
+    :param model: the model whose forward is hooked (its weights are never written).
+    :param tokenizer: its tokenizer (also used for other answering models: they must share it).
+    :param route: given the text of each row, returns a :class:`Route` or ``None`` per row.
+    """
+
+    def __init__(self, model: torch.nn.Module, tokenizer: Any, route: RouteFn) -> None:
+        self.model = model
+        self.tokenizer = tokenizer
+        self.route = route
+        self._handles: list[Any] = []
+        self._busy = False
+        self._warned: set[str] = set()
+        specials = getattr(tokenizer, "all_special_ids", None) or []
+        self._specials = {int(i) for i in specials}
+
+    # -- lifecycle -----------------------------------------------------------------------
+    @property
+    def attached(self) -> bool:
+        return bool(self._handles)
+
+    def attach(self) -> None:
+        if self._handles:
+            return
+        self._handles = [
+            self.model.register_forward_pre_hook(self._pre, with_kwargs=True),
+            self.model.register_forward_hook(self._post, with_kwargs=True),
+        ]
+
+    def detach(self) -> None:
+        for h in self._handles:
+            h.remove()
+        self._handles = []
+
+    # -- hooks ---------------------------------------------------------------------------
+    def _pre(self, module: torch.nn.Module, args: tuple, kwargs: dict) -> tuple[tuple, dict] | None:
+        if self._busy:
+            return None
+        # A key/value cache would let later calls pass only the newest token, and the
+        # router needs every row's full text: generation runs without a cache while edits live.
+        past = kwargs.get("past_key_values")
+        if kwargs.get("use_cache") or past is not None:
+            kwargs = dict(kwargs)
+            kwargs["use_cache"] = False
+            kwargs["past_key_values"] = None
+            return args, kwargs
+        return None
+
+    def _post(self, module: torch.nn.Module, args: tuple, kwargs: dict, output: Any) -> Any:
+        if self._busy:
+            return None
+        ids = kwargs.get("input_ids")
+        if ids is None and args:
+            ids = args[0]
+        if ids is None or not isinstance(ids, torch.Tensor) or ids.dim() != 2:
+            self._warn_once("embeds", "the model was called without input_ids (inputs_embeds): "
+                            "in-context edits cannot see the text and are not applied to this call")
+            return None
+        mask = kwargs.get("attention_mask")
+        if mask is None and len(args) > 1 and isinstance(args[1], torch.Tensor):
+            mask = args[1]
+        if mask is None:
+            mask = torch.ones_like(ids)
+        rows = self._rows(ids, mask)
+        texts = [self.tokenizer.decode(body, clean_up_tokenization_spaces=False) if body else ""
+                 for _, body, _ in rows]
+        routes = list(self.route(texts))
+        if all(r is None for r in routes):
+            return None
+        logits = _get_logits(output)
+        if logits is None:
+            return None
+        new_logits = logits.clone()
+        width = ids.shape[1]
+        offset = width - logits.shape[1]  # callers may ask for the last positions only
+        groups: dict[int, list[int]] = {}
+        for b, r in enumerate(routes):
+            if r is not None and rows[b][1]:
+                groups.setdefault(id(r.model) if r.model is not None else 0, []).append(b)
+        for members in groups.values():
+            answerer = routes[members[0]].model or self.model
+            limit = max_positions(answerer)
+            seqs, spans = [], []
+            for b in members:
+                joint, start = self._joint(routes[b], rows[b][1], texts[b], limit)
+                seqs.append(joint)
+                spans.append(start)
+            routed = self._forward(answerer, seqs)
+            for j, b in enumerate(members):
+                lead_pos, body, body_pos = rows[b]
+                start = spans[j]
+                # the position before the body (a BOS, if any) predicts the body's first token
+                pairs = [(p, start + i) for i, p in enumerate(body_pos)]
+                if lead_pos is not None:
+                    pairs.append((lead_pos, start - 1))
+                for src, dst in pairs:
+                    if src - offset >= 0:
+                        new_logits[b, src - offset] = routed[j, dst].to(new_logits.dtype)
+        labels = kwargs.get("labels")
+        return _set_logits(output, new_logits, labels)
+
+    # -- helpers -------------------------------------------------------------------------
+    def _rows(self, ids: torch.Tensor, mask: torch.Tensor) -> list[tuple[int | None, list[int], list[int]]]:
+        """Per row: the position of the last leading special token (or None), the body's ids,
+        and the body's positions."""
+        out = []
+        cpu_ids, cpu_mask = ids.detach().cpu(), mask.detach().cpu()
+        for b in range(ids.shape[0]):
+            pos = torch.nonzero(cpu_mask[b] > 0).flatten().tolist()
+            if pos and pos[-1] - pos[0] + 1 != len(pos):
+                raise EditError("the attention mask has gaps inside a row; in-context edits need "
+                                "each row's tokens to be contiguous (right or left padding)")
+            toks = cpu_ids[b, pos].tolist()
+            lead = 0
+            while lead < len(toks) and toks[lead] in self._specials:
+                lead += 1
+            lead_pos = pos[lead - 1] if lead else None
+            out.append((lead_pos, toks[lead:], pos[lead:]))
+        return out
+
+    def _joint(self, route: Route, body: list[int], text: str, limit: int | None) -> tuple[list[int], int]:
+        """Token ids of ``{context} {row}`` and where the row's first token sits in them."""
+        for n, context in enumerate(route.contexts):
+            joint = list(self.tokenizer(context + " " + text).input_ids)
+            tail = body[1:]
+            if len(joint) <= len(body) or (tail and joint[-len(tail):] != tail):
+                joint = list(self.tokenizer(context).input_ids) + list(body)
+            if limit is None or len(joint) <= limit:
+                if n:
+                    self._warn_once(
+                        f"fit:{route.label}",
+                        f"edit {route.label}: the query ({len(body)} tokens) with the full context "
+                        f"exceeds the model's {limit} positions; using a shorter context "
+                        f"(alternative {n + 1} of {len(route.contexts)}, e.g. fewer demonstrations)",
+                    )
+                return joint, len(joint) - len(body)
+        raise EditError(
+            f"edit {route.label}: the query ({len(body)} tokens) plus the edit's shortest context "
+            f"does not fit the model's {limit} positions; shorten the query (it is never cut)"
+        )
+
+    @torch.no_grad()
+    def _forward(self, model: torch.nn.Module, seqs: list[list[int]]) -> torch.Tensor:
+        pad = _pad_id(self.tokenizer)
+        width = max(len(s) for s in seqs)
+        ids = torch.full((len(seqs), width), pad, dtype=torch.long)
+        mask = torch.zeros((len(seqs), width), dtype=torch.long)
+        for i, s in enumerate(seqs):  # right padding: positions are those of unpadded rows
+            ids[i, : len(s)] = torch.tensor(s, dtype=torch.long)
+            mask[i, : len(s)] = 1
+        device = next(model.parameters()).device
+        self._busy = True
+        try:
+            out = model(input_ids=ids.to(device), attention_mask=mask.to(device), use_cache=False)
+        finally:
+            self._busy = False
+        return _get_logits(out)
+
+    def _warn_once(self, key: str, message: str) -> None:
+        if key not in self._warned:
+            self._warned.add(key)
+            warnings.warn(message, stacklevel=3)
+
+
+def _pad_id(tokenizer: Any) -> int:
+    for attr in ("pad_token_id", "eos_token_id", "bos_token_id"):
+        value = getattr(tokenizer, attr, None)
+        if value is not None:
+            return int(value)
+    return 0
+
+
+def _get_logits(output: Any) -> torch.Tensor | None:
+    logits = getattr(output, "logits", None)
+    if logits is None and isinstance(output, tuple):
+        for item in output:
+            if isinstance(item, torch.Tensor) and item.dim() == 3:
+                return item
+    return logits
+
+
+def _set_logits(output: Any, logits: torch.Tensor, labels: Any) -> Any:
+    loss = None
+    if labels is not None:
+        # the loss the model computed was on the unedited logits: recompute it (causal LM:
+        # position t predicts label t+1, -100 ignored)
+        shift = logits[:, :-1].float()
+        target = labels[:, 1:].to(shift.device)
+        loss = torch.nn.functional.cross_entropy(shift.reshape(-1, shift.shape[-1]),
+                                                 target.reshape(-1), ignore_index=-100)
+    if isinstance(output, tuple):
+        items = list(output)
+        for i, item in enumerate(items):
+            if isinstance(item, torch.Tensor) and item.dim() == 3:
+                items[i] = logits
+                break
+        if loss is not None and items and items[0].dim() == 0:
+            items[0] = loss
+        return type(output)(items) if type(output) is tuple else tuple(items)
+    output.logits = logits
+    if loss is not None:
+        output.loss = loss
+    return output
