@@ -376,6 +376,7 @@ def run_benchmark(
     metrics = list(metrics) if metrics else None
     skipped: dict[str, str] = {}
     done: list[RunResult] = []
+    runs = [_with_reference(editor.plugins, run, model_name) for run in runs]
     model_type = getattr(editor.model.config, "model_type", "?")
     unedited = evaluate_unedited(editor, requests, metrics=metrics, batch_size=batch_size)
     todo = []
@@ -397,9 +398,23 @@ def run_benchmark(
                            unedited=unedited, runs=done, skipped=skipped, device=device)
 
 
+#: ``MethodRun.hparams`` value that asks for the method package's file for the model alias.
+REFERENCE = "reference"
+
+
+def _with_reference(plugins: Plugins, run: MethodRun, model_name: str) -> MethodRun:
+    if run.hparams != REFERENCE:
+        return run
+    found = reference_hparams(plugins, run.method, model_name)
+    return attrs.evolve(run, hparams=found) if found is not None else run
+
+
 def _skip_reason(plugins: Plugins, run: MethodRun, model_type: str, mode: str, n: int) -> str | None:
     if run.method not in plugins.methods:
         return f"method {run.method!r} is not installed (pip install editmethods-{run.method})"
+    if run.hparams == REFERENCE:
+        return (f"its package ships no reference hyper-parameters for this model "
+                f"(hparams/<model alias>.yaml next to its plugin module)")
     spec = plugins.methods[run.method].spec
     if not spec.supports(model_type):
         return f"does not support model type {model_type!r}"
@@ -433,6 +448,58 @@ def reference_hparams(plugins: Plugins, method: str, model_name: str) -> Path | 
     return None
 
 
-__all__ = ["BenchmarkResult", "MODES", "MethodRun", "PeakMemory", "RunResult",
+def load_bench_config(path: str | Path) -> dict[str, Any]:
+    """Read a benchmark file (YAML)::
+
+        model: testbed-gpt2
+        data: pkg:editmethods_testbed/data/test.json   # or a path, relative to this file
+        n: 100
+        mode: single
+        metrics: [efficacy, paraphrase, ...]            # optional
+        methods:
+          - {label: FT-M, method: ft, hparams: hparams/ft-m.yaml}   # path relative to this file
+          - {label: ROME, method: rome, hparams: reference}         # the package's own file
+          - {label: LoRA, method: lora, hparams: {rank: 4}}         # inline
+
+    :return: ``{"model", "data", "n", "mode", "metrics", "runs": [MethodRun]}``.
+    """
+    import yaml
+
+    from editmethods.errors import HyperParamsError
+
+    path = Path(path)
+    try:
+        doc = yaml.safe_load(path.read_text())
+    except (OSError, yaml.YAMLError) as exc:
+        raise HyperParamsError(f"{path}: cannot read benchmark file: {exc}") from None
+    if not isinstance(doc, Mapping):
+        raise HyperParamsError(f"{path}: expected a mapping with 'methods'")
+    allowed = {"model", "data", "n", "mode", "metrics", "methods", "offset"}
+    extra = set(doc) - allowed
+    if extra:
+        raise HyperParamsError(f"extra fields found ({', '.join(sorted(extra))}) @ {path}")
+    methods = doc.get("methods")
+    if not isinstance(methods, list) or not methods:
+        raise HyperParamsError(f"{path}: 'methods' must be a non-empty list")
+    runs = []
+    for i, m in enumerate(methods):
+        if not isinstance(m, Mapping) or "method" not in m:
+            raise HyperParamsError(f"{path}: methods[{i}] needs a 'method'")
+        extra = set(m) - {"label", "method", "hparams"}
+        if extra:
+            raise HyperParamsError(f"extra fields found ({', '.join(sorted(extra))}) @ {path}.methods[{i}]")
+        hp = m.get("hparams")
+        if isinstance(hp, str) and hp != REFERENCE:
+            hp = (path.parent / hp) if not Path(hp).is_absolute() else Path(hp)
+        runs.append(MethodRun(label=str(m.get("label", m["method"])), method=str(m["method"]),
+                              hparams=hp))
+    data = doc.get("data")
+    if isinstance(data, str) and not data.startswith("pkg:") and not Path(data).is_absolute():
+        data = str(path.parent / data)
+    return {"model": doc.get("model"), "data": data, "n": doc.get("n"), "mode": doc.get("mode"),
+            "offset": doc.get("offset"), "metrics": doc.get("metrics"), "runs": runs}
+
+
+__all__ = ["BenchmarkResult", "MODES", "REFERENCE", "load_bench_config", "MethodRun", "PeakMemory", "RunResult",
            "evaluate_method", "evaluate_unedited", "merge_reports", "reference_hparams",
            "run_benchmark", "weights_digest"]

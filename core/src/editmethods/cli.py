@@ -19,6 +19,10 @@ from editmethods.plugins import Plugins, get_plugins
 CORE_COMMANDS = (
     "editmethods.commands.plugins",
     "editmethods.commands.edit",
+    "editmethods.commands.models",
+    "editmethods.commands.eval",
+    "editmethods.commands.bench",
+    "editmethods.commands.demo",
 )
 
 

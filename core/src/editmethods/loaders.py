@@ -99,6 +99,25 @@ def detect_format(record: Mapping[str, Any]) -> str:
     )
 
 
+def resolve_data_path(spec: str | Path) -> Path:
+    """A data file's path; ``pkg:PACKAGE/relative/path`` names a file inside an installed
+    package (e.g. ``pkg:editmethods_testbed/data/test.json``), found without importing it."""
+    text = str(spec)
+    if not text.startswith("pkg:"):
+        return Path(text)
+    import importlib.util
+
+    package, _, rest = text[4:].partition("/")
+    try:
+        found = importlib.util.find_spec(package)
+    except (ImportError, ValueError):
+        found = None
+    if found is None or not found.submodule_search_locations:
+        raise DatasetError(f"{text}: package {package!r} is not installed (pip install "
+                           f"{package.replace('_', '-')}) or pass a path to a data file")
+    return Path(list(found.submodule_search_locations)[0]) / rest
+
+
 def read_records(path: str | Path) -> list[dict[str, Any]]:
     """The records of a JSON list, a JSON-lines file, or a JSON object of named records.
 
@@ -106,7 +125,7 @@ def read_records(path: str | Path) -> list[dict[str, Any]]:
     one record per subset) gives its values in order, each with ``case_id`` set to its key
     when it has none.
     """
-    path = Path(path)
+    path = resolve_data_path(path)
     if not path.is_file():
         raise DatasetError(f"{path}: no such data file")
     text = path.read_text(encoding="utf-8")
@@ -423,4 +442,4 @@ def load_true_facts(requests: Iterable[EditRequest]) -> list[PromptAnswer]:
 
 __all__ = ["DatasetError", "FORMATS", "UNSUPPORTED", "detect_format", "load_requests",
            "load_true_facts", "parse_counterfact", "parse_easyedit", "parse_knowedit",
-           "parse_zsre_mend", "read_records"]
+           "parse_zsre_mend", "read_records", "resolve_data_path"]

@@ -1,0 +1,138 @@
+"""``editmethods demo``: what a model believes, one edit, the answers after, an exact undo.
+
+The default model is the bundled reference model ``testbed-gpt2`` and the facts come from its
+benchmark's test split (``pkg:editmethods_testbed/data/test.json``); ``--model`` and ``--data``
+take any model and any CounterFact-style file.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any, Sequence
+
+import click
+
+#: Methods tried in this order when ``--method auto``.
+PREFERENCE = ("rome", "memit", "ft")
+DEFAULT_DATA = "pkg:editmethods_testbed/data/test.json"
+
+
+def pick_method(installed: Sequence[str]) -> str:
+    """The first installed method of :data:`PREFERENCE` (then any installed method)."""
+    for name in PREFERENCE:
+        if name in installed:
+            return name
+    if installed:
+        return sorted(installed)[0]
+    raise click.ClickException("no editing method is installed (pip install editmethods-rome)")
+
+
+def _first_words(text: str, n: int = 4) -> str:
+    return " ".join(text.strip().split()[:n])
+
+
+def _knows(answer: str, expected: str) -> bool:
+    return answer.strip().startswith(expected.strip())
+
+
+def pick_case(editor: Any, requests: Sequence[Any], limit: int = 60) -> Any:
+    """The first request whose fact, paraphrase and first neighbour the model gets right."""
+    for r in requests[:limit]:
+        neighbours = [p for p in r.locality if p.kind == "neighborhood"]
+        if not (r.ground_truth and r.rephrase_prompts and neighbours):
+            continue
+        checks = [(r.prompt, r.ground_truth), (r.rephrase_prompts[0], r.ground_truth),
+                  (neighbours[0].prompt, neighbours[0].answer)]
+        if all(_knows(editor.answer(p, max_new_tokens=3), a) for p, a in checks):
+            return r
+    raise click.ClickException(
+        f"the model answers none of the first {min(limit, len(requests))} cases right "
+        "(prompt, paraphrase and a neighbour); pick one with --case")
+
+
+def register(cli: click.Group) -> None:
+    @cli.command(name="demo")
+    @click.option("--model", "model_name", default="testbed-gpt2", show_default=True,
+                  help="Model alias, local path or hub id.")
+    @click.option("--data", default=DEFAULT_DATA, show_default=True,
+                  help="Facts to pick the demo edit from (CounterFact-style file).")
+    @click.option("--method", default="auto", show_default=True,
+                  help=f"Editing method; auto = the first installed of {', '.join(PREFERENCE)}.")
+    @click.option("--hparams", default=None,
+                  help="Hyper-parameter file; default: the method package's file for this model.")
+    @click.option("--case", "case_index", type=int, default=None,
+                  help="Index of the record to edit (default: the first one the model knows).")
+    @click.option("--device", default=None, help="cpu, cuda, ...")
+    def demo_command(model_name, data, method, hparams, case_index, device) -> None:
+        """Show a model's beliefs, edit one fact, show the answers after, and undo it exactly."""
+        import torch
+
+        from editmethods import Editor, EditmethodsError
+        from editmethods.benchmarking import reference_hparams, weights_digest
+        from editmethods.loaders import load_requests
+
+        torch.manual_seed(0)
+        started = time.perf_counter()
+        try:
+            editor = Editor.from_pretrained(model_name, device=device)
+            requests = load_requests(data)
+        except EditmethodsError as exc:
+            raise click.ClickException(str(exc)) from None
+        except OSError as exc:
+            raise click.ClickException(
+                f"cannot load model {model_name!r}: {exc} (see `editmethods models`)") from None
+        n_params = sum(p.numel() for p in editor.model.parameters())
+        click.echo(f"model {model_name}: {editor.model.config.model_type}, "
+                   f"{n_params / 1e6:.2f}M parameters")
+        if case_index is not None:
+            if not 0 <= case_index < len(requests):
+                raise click.ClickException(f"--case must be in 0..{len(requests) - 1}")
+            req = requests[case_index]
+        else:
+            req = pick_case(editor, requests)
+        method = pick_method(list(editor.plugins.methods)) if method == "auto" else method
+        if hparams is None:
+            hparams = reference_hparams(editor.plugins, method, model_name)
+
+        neighbours = [p for p in req.locality if p.kind == "neighborhood"][:2]
+        others = [p for p in req.locality if p.kind == "relation_specificity"][:2]
+        paraphrase = req.rephrase_prompts[0] if req.rephrase_prompts else None
+        probes: list[tuple[str, str, str | None]] = [("edited prompt", req.prompt, req.ground_truth)]
+        if paraphrase:
+            probes.append(("held-out paraphrase", paraphrase, req.ground_truth))
+        probes += [("neighbour", p.prompt, p.answer) for p in neighbours]
+        probes += [("same subject, other fact", p.prompt, p.answer) for p in others]
+
+        def show(title: str, expect_new: bool) -> int:
+            click.echo(f"\n{title}")
+            ok = 0
+            for kind, prompt, truth in probes:
+                answer = _first_words(editor.answer(prompt, max_new_tokens=4))
+                wanted = req.target_new if expect_new and kind in ("edited prompt",
+                                                                    "held-out paraphrase") else truth
+                good = wanted is not None and _knows(answer, wanted)
+                ok += good
+                click.echo(f"  {'✓' if good else '✗'} [{kind}] {prompt} → {answer}"
+                           + ("" if good or wanted is None else f"   (expected {wanted})"))
+            return ok
+
+        click.echo(f"\nWhat the model believes about {req.subject} and its neighbours:")
+        show("before the edit:", expect_new=False)
+        digest = weights_digest(editor.model)
+        click.echo(f"\nediting with {method} (hparams: {hparams or 'method defaults'}): "
+                   f"{req.prompt} → {req.target_new}   (was {req.ground_truth})")
+        try:
+            handle = editor.edit(req, method, hparams)
+        except EditmethodsError as exc:
+            raise click.ClickException(str(exc)) from None
+        click.echo(f"edit {handle.edit_id} took {handle.seconds:.2f} s")
+        show("after the edit (the fact and its paraphrase should say "
+             f"{req.target_new}; the rest should not change):", expect_new=True)
+        editor.rollback(handle)
+        restored = weights_digest(editor.model) == digest
+        show("after rollback:", expect_new=False)
+        click.echo(f"\nweights bit-identical to before the edit: {'yes' if restored else 'NO'} "
+                   f"(sha256 {digest[:16]}…)")
+        click.echo(f"demo took {time.perf_counter() - started:.1f} s")
+        if not restored:
+            raise click.ClickException("rollback did not restore the weights exactly")
