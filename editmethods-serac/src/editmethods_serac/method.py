@@ -1,0 +1,163 @@
+"""SERAC (Mitchell et al., ICML 2022): an edit memory, a scope classifier, a counterfactual model.
+
+``compute_update`` embeds each edit for the scope classifier and names the counterfactual
+model; ``apply`` adds the edits to the model's memory and hooks its forward so that inputs in
+an edit's scope are answered by the counterfactual model given ``New Fact: {edit}\\nPrompt:
+{input}`` (logits aligned to the caller's positions, see :mod:`editmethods_ike.routing`),
+while all other inputs get exactly the base model's logits. ``rollback`` removes the edit
+from memory; the hooks go with the last edit. The base weights are never written.
+"""
+
+from __future__ import annotations
+
+import weakref
+from typing import Any, Sequence
+
+import attrs
+import torch
+
+from editmethods.errors import EditError
+from editmethods.types import EditHandle, EditRequest, Update
+from editmethods_ike.demonstrations import edit_context
+from editmethods_ike.encoder import get_encoder
+from editmethods_ike.routing import ContextRouter, Route
+from editmethods_serac.checkpoint import base_fingerprint, load_counterfactual, resolve_checkpoint
+from editmethods_serac.hparams_serac import SERACHyperParams
+
+METHOD = "serac"
+SELF = "base"
+DEFAULT_THRESHOLD = 0.75
+
+
+def edit_descriptor(prompt: str, target: str) -> str:
+    """The text the scope classifier compares inputs with."""
+    return f"{prompt} {target.strip()}"
+
+
+def _check_model(model: torch.nn.Module) -> None:
+    if getattr(model.config, "is_encoder_decoder", False):
+        raise EditError(f"{METHOD} supports decoder-only models; {model.config.model_type!r} "
+                        "is an encoder-decoder")
+
+
+def _device(model: torch.nn.Module) -> torch.device:
+    return next(model.parameters()).device
+
+
+def counterfactual_for(checkpoint: str | None, model: torch.nn.Module) -> tuple[Any, dict[str, Any]]:
+    """(counterfactual model or None for the base model itself, checkpoint metadata)."""
+    if checkpoint == SELF:
+        return None, {}
+    folder, meta = resolve_checkpoint(checkpoint, model)
+    return load_counterfactual(folder, _device(model)), {**meta, "folder": str(folder)}
+
+
+def compute_serac_update(model: torch.nn.Module, tokenizer: Any, requests: Sequence[EditRequest],
+                         hp: SERACHyperParams) -> Update:
+    _check_model(model)
+    _, ck = counterfactual_for(hp.checkpoint, model)
+    threshold = hp.threshold if hp.threshold is not None else ck.get("threshold", DEFAULT_THRESHOLD)
+    if ck and hp.encoder != ck.get("encoder_name", hp.encoder):
+        raise EditError(
+            f"{METHOD}: the checkpoint's threshold was tuned with encoder {ck.get('encoder_name')!r}, "
+            f"hparams ask for {hp.encoder!r}: use that encoder or set 'threshold' yourself"
+        )
+    encoder = get_encoder(hp.encoder)
+    descriptors = [edit_descriptor(r.prompt, r.target_new) for r in requests]
+    emb = encoder.encode(descriptors)
+    entries = [{"prompt": r.prompt, "subject": r.subject, "target_new": r.target_new.strip(),
+                "context": edit_context(r.prompt, r.target_new), "descriptor": d}
+               for r, d in zip(requests, descriptors)]
+    meta = {"entries": entries, "threshold": float(threshold), "encoder_name": hp.encoder,
+            "encoder": encoder.identity, "checkpoint": hp.checkpoint,
+            "checkpoint_folder": ck.get("folder"), "base_fingerprint": base_fingerprint(model)}
+    payload = {f"edit_embedding.{i}": emb[i] for i in range(len(requests))}
+    return Update(method=METHOD, payload=payload, meta=meta)
+
+
+@attrs.define
+class MemoryEntry:
+    edit_id: str
+    context: str
+    embedding: torch.Tensor
+    threshold: float
+    counterfactual: Any
+    encoder_name: str
+
+
+class EditMemory:
+    """The live SERAC edits of one model, its scope classifier and its router."""
+
+    _by_model: "weakref.WeakKeyDictionary[torch.nn.Module, EditMemory]" = weakref.WeakKeyDictionary()
+
+    def __init__(self, model: torch.nn.Module, tokenizer: Any) -> None:
+        self.entries: list[MemoryEntry] = []
+        self.router = ContextRouter(model, tokenizer, self.route)
+
+    @classmethod
+    def of(cls, model: torch.nn.Module, tokenizer: Any) -> "EditMemory":
+        memory = cls._by_model.get(model)
+        if memory is None:
+            memory = cls._by_model[model] = cls(model, tokenizer)
+        return memory
+
+    @classmethod
+    def find(cls, model: torch.nn.Module) -> "EditMemory | None":
+        return cls._by_model.get(model)
+
+    def add(self, entries: Sequence[MemoryEntry]) -> None:
+        self.entries.extend(entries)
+        self.router.attach()
+
+    def remove(self, edit_id: str, model: torch.nn.Module) -> None:
+        self.entries = [e for e in self.entries if e.edit_id != edit_id]
+        if not self.entries:  # no edit left: no hook left
+            self.router.detach()
+            self._by_model.pop(model, None)
+
+    def scores(self, texts: Sequence[str]) -> tuple[torch.Tensor, list[MemoryEntry]]:
+        """Cosine similarity of each text to each edit in memory, ``[len(texts), n_edits]``."""
+        entries = list(self.entries)
+        sims = torch.full((len(texts), len(entries)), -2.0)
+        by_encoder: dict[str, list[int]] = {}
+        for j, e in enumerate(entries):
+            by_encoder.setdefault(e.encoder_name, []).append(j)
+        for name, cols in by_encoder.items():
+            q = get_encoder(name).encode(list(texts))
+            sims[:, cols] = q @ torch.stack([entries[j].embedding for j in cols]).T
+        return sims, entries
+
+    def route(self, texts: Sequence[str]) -> list[Route | None]:
+        live = [i for i, t in enumerate(texts) if t.strip()]
+        routes: list[Route | None] = [None] * len(texts)
+        if not live or not self.entries:
+            return routes
+        sims, entries = self.scores([texts[i] for i in live])
+        best = sims.argmax(dim=1)
+        for row, i in enumerate(live):
+            e = entries[int(best[row])]
+            if float(sims[row, int(best[row])]) >= e.threshold:
+                routes[i] = Route((e.context,), e.counterfactual, e.edit_id)
+        return routes
+
+
+def apply_serac(model: torch.nn.Module, tokenizer: Any, update: Update, handle: EditHandle) -> torch.nn.Module:
+    _check_model(model)
+    meta = update.meta
+    counterfactual, _ = counterfactual_for(meta.get("checkpoint"), model)
+    entries = []
+    for i, e in enumerate(meta["entries"]):
+        emb = update.payload.get(f"edit_embedding.{i}")
+        if emb is None:
+            raise EditError(f"{METHOD}: update lacks payload 'edit_embedding.{i}'")
+        entries.append(MemoryEntry(handle.edit_id, e["context"], emb.float().cpu(),
+                                   float(meta["threshold"]), counterfactual, meta["encoder_name"]))
+    EditMemory.of(model, tokenizer).add(entries)
+    return model
+
+
+def rollback_serac(model: torch.nn.Module, handle: EditHandle) -> bool:
+    memory = EditMemory.find(model)
+    if memory is not None:
+        memory.remove(handle.edit_id, model)
+    return True
