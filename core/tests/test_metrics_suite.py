@@ -1,0 +1,115 @@
+"""The metric plugins: CounterFact probability comparisons, exact-match, fluency, merging."""
+
+from __future__ import annotations
+
+import math
+
+import attrs
+import pytest
+
+from editmethods import EditRequest, Editor, EvalReport, MetricResult, PromptAnswer
+from editmethods.benchmarking import evaluate_method, merge_reports, weights_digest
+from editmethods.metrics.counterfact import harmonic_mean
+from editmethods.metrics.fluency import ngram_entropy_of
+from editmethods.plugins import Plugins
+from editmethods.testing import tiny_model, tiny_tokenizer
+
+
+def req(**kw) -> EditRequest:
+    base = dict(prompt="The capital of France is", subject="France", target_new="Rome",
+                ground_truth="Paris", rephrase_prompts=["France's capital is"],
+                locality=[PromptAnswer("The capital of Spain is", "Madrid", "neighborhood"),
+                          PromptAnswer("Danielle Darrieux speaks", "French", "neighborhood"),
+                          PromptAnswer("France is", "Italy", "relation_specificity")],
+                portability=[PromptAnswer("The Colosseum is in", "Rome", "portability")],
+                generation_prompts=["France is"], case_id=1)
+    base.update(kw)
+    return EditRequest(**base)
+
+
+@pytest.fixture(scope="module")
+def editor() -> Editor:
+    plugins = Plugins(entry_points=False)
+    return Editor(tiny_model("gpt2"), tiny_tokenizer(), plugins=plugins)
+
+
+def test_counterfact_success_is_a_comparison_of_mean_nll(editor):
+    a = req()
+    swapped = attrs.evolve(a, target_new="Paris", ground_truth="Rome")
+    ra = editor.evaluate([a], metrics=["efficacy", "paraphrase", "efficacy_magnitude"])
+    rb = editor.evaluate([swapped], metrics=["efficacy", "paraphrase", "efficacy_magnitude"])
+    assert {r.protocol for r in ra} == {"counterfact"}
+    # swapping new and true flips every comparison and the sign of the magnitude
+    assert ra["efficacy"].value + rb["efficacy"].value == 1.0
+    assert ra["paraphrase"].value + rb["paraphrase"].value == 1.0
+    assert math.isclose(ra["efficacy_magnitude"].value, -rb["efficacy_magnitude"].value, abs_tol=1e-9)
+    assert (ra["efficacy_magnitude"].value > 0) == (ra["efficacy"].value == 1.0)
+
+
+def test_counterfact_neighborhood_and_score(editor):
+    report = editor.evaluate([req()], metrics=["efficacy", "paraphrase", "neighborhood", "score",
+                                               "neighborhood_magnitude"])
+    n = report["neighborhood"]
+    assert n.details["prompts"] == 2 and n.value in (0.0, 0.5, 1.0)
+    expected = harmonic_mean([report[m].value for m in ("efficacy", "paraphrase", "neighborhood")])
+    assert report["score"].value == pytest.approx(expected)
+
+
+def test_requests_without_ground_truth_get_no_counterfact_metrics(editor):
+    report = editor.evaluate([req(ground_truth=None)])
+    assert not any(r.protocol == "counterfact" for r in report)
+    assert "reliability" in report  # the teacher-forced protocol still measures it
+
+
+def test_protocols_are_kept_apart(editor):
+    report = editor.evaluate([req()])
+    protocols = report.to_dict()
+    assert {"counterfact", "teacher-forced", "exact-match", "generation"} <= set(protocols)
+    assert "relation_specificity" in protocols["exact-match"]
+    assert "portability_exact" in protocols["exact-match"]
+    assert protocols["generation"]["ngram_entropy"]["value"] > 0
+
+
+def test_metrics_are_opt_in(editor):
+    report = editor.evaluate([req()], metrics=["relation_specificity"])
+    assert [r.name for r in report] == ["relation_specificity"]
+
+
+def test_ngram_entropy_matches_definition():
+    # bigrams of "a b c a b c": ab ×2, bc ×2, ca ×1 -> H2; trigrams: abc ×2, bca, cab -> H3
+    h2 = -(2 * (0.4 * math.log2(0.4)) + 0.2 * math.log2(0.2))
+    h3 = -(0.5 * math.log2(0.5) + 2 * (0.25 * math.log2(0.25)))
+    assert ngram_entropy_of("a b c a b c") == pytest.approx((2 / 3 * h2 + 4 / 3 * h3) / 2)
+    assert ngram_entropy_of("Rome Rome Rome Rome Rome") == 0.0
+
+
+def test_merge_pools_cases_and_recomputes_the_harmonic_mean():
+    def rep(e, p, n):
+        return EvalReport([
+            MetricResult("efficacy", e, "counterfact", 1, per_case=[e]),
+            MetricResult("paraphrase", p, "counterfact", 1, per_case=[p]),
+            MetricResult("neighborhood", n, "counterfact", 1, per_case=[n]),
+            MetricResult("score", harmonic_mean([e, p, n]), "counterfact", 1,
+                         details={"harmonic_mean_of": ["efficacy", "paraphrase", "neighborhood"]}),
+            MetricResult("reliability", e, "teacher-forced", 1, per_case=[e]),
+        ])
+    merged = merge_reports([rep(1.0, 1.0, 0.0), rep(1.0, 0.5, 1.0)])
+    assert merged["efficacy"].value == 1.0 and merged["neighborhood"].value == 0.5
+    assert merged["score"].value == pytest.approx(harmonic_mean([1.0, 0.75, 0.5]))
+    assert merged["reliability"].n == 2
+
+
+def test_runner_modes_restore_the_model_and_report_cost():
+    from editmethods.testing import AddMethod, make_plugins
+
+    editor = Editor(tiny_model("gpt2"), tiny_tokenizer(), plugins=make_plugins(AddMethod()))
+    before = weights_digest(editor.model)
+    reqs = [req(), req(prompt="Miles Davis plays the", subject="Miles Davis", target_new="piano",
+                       ground_truth="trumpet", rephrase_prompts=[], case_id=2)]
+    for mode in ("single", "sequential", "batch"):
+        run = evaluate_method(editor, "add", None, reqs, mode=mode, progress=False)
+        assert run.restored and not run.failures and run.n == 2
+        cost = run.report.to_dict()["cost"]
+        assert cost["seconds_per_edit"]["value"] > 0 and cost["peak_memory_mb"]["value"] >= 0
+        assert run.report["reliability"].n == 2
+    assert weights_digest(editor.model) == before
