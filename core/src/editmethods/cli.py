@@ -23,6 +23,7 @@ CORE_COMMANDS = (
     "editmethods.commands.eval",
     "editmethods.commands.bench",
     "editmethods.commands.demo",
+    "editmethods.commands.trace",
 )
 
 

@@ -36,6 +36,15 @@ def subject_token_range(tokenizer: Any, prompt: str, subject: str, *, start: int
             f"prompt tokenizes as {shown}; rephrase so that the subject is followed by a space "
             "or punctuation"
         )
+    if before and full[: len(before)] != before and prompt[:start].rstrip():
+        # "of " tokenizes with the space as a token of its own, while in the whole prompt the
+        # space belongs to the subject's first token ("ĠFrance", "▁France"): count the
+        # tokens before the subject without that trailing space.
+        stripped = list(tokenizer(prompt[:start].rstrip()).input_ids)
+        if eos is not None and stripped and stripped[-1] == eos and full and full[-1] == eos:
+            stripped = stripped[:-1]
+        if full[: len(stripped)] == stripped:
+            before = stripped
     first = len(before) if before else _n_special_prefix(tokenizer, full)
     return first, len(upto) - 1
 

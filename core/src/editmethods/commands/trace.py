@@ -1,0 +1,54 @@
+"""``editmethods trace``: causal tracing of one fact, drawn as ROME-style heatmaps."""
+
+from __future__ import annotations
+
+import click
+
+
+def register(cli: click.Group) -> None:
+    @cli.command(name="trace")
+    @click.option("--model", "model_name", required=True,
+                  help="Model alias (see `editmethods models`), local path or hub id.")
+    @click.option("--prompt", required=True, help="A prompt the model completes with the fact.")
+    @click.option("--subject", required=True, help="The subject in the prompt (its embeddings are corrupted).")
+    @click.option("--kind", type=click.Choice(["hidden", "mlp", "attn", "all"]), default="all",
+                  show_default=True, help="Which states to restore.")
+    @click.option("--answer", default=None, help="Answer to trace (default: the model's greedy answer).")
+    @click.option("--samples", type=int, default=10, show_default=True, help="Noise draws per state.")
+    @click.option("--noise", type=float, default=None,
+                  help="Noise std (default: 3 x the std of the subject's embeddings).")
+    @click.option("--window", type=int, default=None,
+                  help="MLP/attn layers restored together (default: 10, at most a fifth of the depth).")
+    @click.option("--out", type=click.Path(dir_okay=False), default="trace.png", show_default=True,
+                  help="The heatmap image (one panel per kind).")
+    @click.option("--json", "json_out", type=click.Path(dir_okay=False), default=None,
+                  help="Also write the scores as JSON here.")
+    @click.option("--device", default=None, help="cpu, cuda, ...")
+    def trace_command(model_name, prompt, subject, kind, answer, samples, noise, window, out,
+                      json_out, device) -> None:
+        """Corrupt the subject, restore each state, and show which restore the answer."""
+        from editmethods import Editor, EditmethodsError
+        from editmethods.causal_trace import KINDS, plot_traces, trace_all
+        from editmethods.commands._common import write_json
+
+        kinds = KINDS if kind == "all" else (kind,)
+        try:
+            editor = Editor.from_pretrained(model_name, device=device)
+            results = trace_all(editor.model, editor.tokenizer, prompt, subject, kinds=kinds,
+                                architecture=editor.architecture, answer=answer,
+                                samples=samples, noise=noise, window=window)
+        except (EditmethodsError, ValueError) as exc:
+            raise click.ClickException(str(exc)) from None
+        first = next(iter(results.values()))
+        click.echo(f"prompt:  {prompt}")
+        click.echo(f"tokens:  {list(first.tokens)} (subject: tokens "
+                   f"{first.subject_range[0]}..{first.subject_range[1]})")
+        click.echo(f"answer:  {first.answer!r}  p(clean)={first.high_score:.4f}  "
+                   f"p(corrupted)={first.low_score:.4f}  noise std={first.noise:.4f}")
+        for k, r in results.items():
+            layer = r.strongest_layer()
+            click.echo(f"{k:>6}: strongest layer at the subject's last token: {layer} "
+                       f"(p={float(r.scores[r.subject_range[1], layer]):.4f}, window {r.window})")
+        click.echo(f"heatmap: {plot_traces(list(results.values()), out)}")
+        if json_out:
+            click.echo(f"scores:  {write_json(json_out, {k: r.to_dict() for k, r in results.items()})}")
