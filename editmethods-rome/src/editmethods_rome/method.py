@@ -59,18 +59,18 @@ def locate_rome(model: torch.nn.Module, tokenizer: Any, requests: Sequence[EditR
 
 
 def _traced_layer(model, tokenizer, requests, arch, method) -> int:
+    """The layer whose MLP, restored at the subject's last token, recovers the answer most
+    (the core's causal tracing, averaged over the requests)."""
+    import importlib
+
     try:
-        from editmethods import causal_trace  # written by another package of the core
+        tracing = importlib.import_module("editmethods.causal_trace")
     except ImportError:
         raise EditError(
             f"{method}: locate='causal_trace' needs editmethods.causal_trace, which this "
             "version of editmethods does not have; give the layer in 'layers'"
         ) from None
-    best = getattr(causal_trace, "strongest_layer", None)
-    if best is None:
-        raise EditError(f"{method}: editmethods.causal_trace has no strongest_layer()")
-    r = requests[0]
-    return int(best(model, tokenizer, prompt=r.prompt, subject=r.subject, kind="mlp"))
+    return int(tracing.strongest_layer(model, tokenizer, arch, list(requests), kind="mlp"))
 
 
 def compute_rome_update(model: torch.nn.Module, tokenizer: Any, requests: Sequence[EditRequest],
