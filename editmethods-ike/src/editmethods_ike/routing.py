@@ -14,6 +14,10 @@ mid-text form (``"ĠThe"`` after ``"Prompt:"``, as the model saw it in training)
 joint tokenization reproduces the remaining tokens exactly; otherwise the context's tokens
 are simply put in front of the row's.
 
+With a key/value cache (``generate``), each call passes only the newest tokens; the router
+keeps the token history of the cache it last saw, so routed rows are still answered from
+their full text (recomputed without a cache), while the others use the cache as usual.
+
 When a context does not fit the answering model's maximum length, the router uses the next,
 shorter alternative of the route (IKE: fewer demonstrations) with a warning; when even the
 shortest does not fit, it raises, rather than cutting the query.
@@ -22,6 +26,7 @@ shortest does not fit, it raises, rather than cutting the query.
 from __future__ import annotations
 
 import warnings
+import weakref
 from typing import Any, Callable, Sequence
 
 import attrs
@@ -73,6 +78,8 @@ class ContextRouter:
         self._handles: list[Any] = []
         self._busy = False
         self._warned: set[str] = set()
+        self._pending: list[Any] = []
+        self._history: dict[int, Any] = {}
         specials = getattr(tokenizer, "all_special_ids", None) or []
         self._specials = {int(i) for i in specials}
 
@@ -93,36 +100,52 @@ class ContextRouter:
         for h in self._handles:
             h.remove()
         self._handles = []
+        self._pending, self._history = [], {}
 
     # -- hooks ---------------------------------------------------------------------------
-    def _pre(self, module: torch.nn.Module, args: tuple, kwargs: dict) -> tuple[tuple, dict] | None:
-        if self._busy:
-            return None
-        # A key/value cache would let later calls pass only the newest token, and the
-        # router needs every row's full text: generation runs without a cache while edits live.
-        past = kwargs.get("past_key_values")
-        if kwargs.get("use_cache") or past is not None:
-            kwargs = dict(kwargs)
-            kwargs["use_cache"] = False
-            kwargs["past_key_values"] = None
-            return args, kwargs
-        return None
-
-    def _post(self, module: torch.nn.Module, args: tuple, kwargs: dict, output: Any) -> Any:
+    def _pre(self, module: torch.nn.Module, args: tuple, kwargs: dict) -> None:
         if self._busy:
             return None
         ids = kwargs.get("input_ids")
         if ids is None and args:
             ids = args[0]
         if ids is None or not isinstance(ids, torch.Tensor) or ids.dim() != 2:
-            self._warn_once("embeds", "the model was called without input_ids (inputs_embeds): "
-                            "in-context edits cannot see the text and are not applied to this call")
+            self._pending.append(None)
             return None
+        # With a key/value cache (generate), a call passes only the newest tokens: the router
+        # keeps each cache's token history so that it always sees every row's full text.
+        past = kwargs.get("past_key_values")
+        n_past = int(past.get_seq_length()) if past is not None and hasattr(past, "get_seq_length") else 0
+        full = ids
+        if n_past:
+            known = self._history.get(id(past))
+            if known is not None and known[0]() is past and known[1].shape == (ids.shape[0], n_past):
+                full = torch.cat([known[1], ids.to(known[1].device)], dim=1)
+            else:
+                full = None
+        if past is not None:
+            try:
+                self._history = {id(past): (weakref.ref(past), full)} if full is not None else {}
+            except TypeError:  # a cache that cannot be weakly referenced: no history kept
+                self._history = {}
         mask = kwargs.get("attention_mask")
         if mask is None and len(args) > 1 and isinstance(args[1], torch.Tensor):
             mask = args[1]
-        if mask is None:
-            mask = torch.ones_like(ids)
+        if full is not None and (mask is None or mask.dim() != 2 or mask.shape != full.shape):
+            mask = torch.ones_like(full)
+        self._pending.append((full, mask) if full is not None else None)
+        return None
+
+    def _post(self, module: torch.nn.Module, args: tuple, kwargs: dict, output: Any) -> Any:
+        if self._busy:
+            return None
+        pending = self._pending.pop() if self._pending else None
+        if pending is None:
+            self._warn_once("text", "the model was called without input_ids, or with a cache whose "
+                            "history the router did not see: in-context edits are not applied "
+                            "to this call")
+            return None
+        ids, mask = pending
         rows = self._rows(ids, mask)
         texts = [self.tokenizer.decode(body, clean_up_tokenization_spaces=False) if body else ""
                  for _, body, _ in rows]
