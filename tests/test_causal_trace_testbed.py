@@ -1,0 +1,65 @@
+"""Causal tracing on the GPT-2 reference model: where does it recall facts?
+
+ROME's finding on GPT-2 XL is that restoring early-to-middle MLP outputs at the subject's
+last token recovers the answer. Skipped, with the reason, until the reference model exists.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import torch
+
+from editmethods import Editor
+from editmethods.causal_trace import causal_trace, embedding_noise_scale, strongest_layer
+from editmethods.plugins import Plugins
+
+pytestmark = pytest.mark.slow
+
+# read from the repository's folder, so that the test needs only the built files
+TESTBED = Path(__file__).resolve().parents[1] / "plugins" / "editmethods-testbed" / "src" / "editmethods_testbed"
+MODEL = TESTBED / "models" / "gpt2"
+DATA = TESTBED / "data" / "test.json"
+N_FACTS = 8
+
+
+@pytest.fixture(scope="module")
+def setup():
+    if not (MODEL / "config.json").is_file() or not DATA.is_file():
+        pytest.skip(f"the GPT-2 reference model is not built yet ({MODEL}, {DATA})")
+    from editmethods.loaders import load_requests
+
+    editor = Editor.from_pretrained(MODEL, plugins=Plugins(entry_points=False))
+    # facts the model knows: its greedy answer is the ground truth
+    known = []
+    for req in load_requests(DATA, limit=60):
+        if req.ground_truth and editor.answer(req.prompt, max_new_tokens=1).strip() == \
+                req.ground_truth.strip().split()[0]:
+            known.append(req)
+        if len(known) == N_FACTS:
+            break
+    if len(known) < 3:
+        pytest.skip(f"the reference model knows only {len(known)} of the first 60 test facts")
+    return editor, known
+
+
+def test_mlp_at_the_subjects_last_token_is_strongest_early(setup):
+    editor, known = setup
+    model, tok, arch = editor.model, editor.tokenizer, editor.architecture
+    n_layers = arch.n_layers(model)
+    noise = embedding_noise_scale(model, tok, [r.subject for r in known], architecture=arch)
+    per_fact = []
+    for r in known:
+        result = causal_trace(model, tok, r.prompt, r.subject, kind="mlp", noise=noise,
+                              architecture=arch, progress=False)
+        assert result.low_score < result.high_score
+        per_fact.append(result.strongest_layer())
+    layer = strongest_layer(model, tok, arch, known, kind="mlp", noise=noise, progress=False)
+    hidden = [causal_trace(model, tok, r.prompt, r.subject, kind="hidden", noise=noise,
+                           architecture=arch, progress=False) for r in known[:3]]
+    print(f"\ntestbed-gpt2 ({n_layers} layers), {len(known)} known facts: strongest MLP layer at "
+          f"the subject's last token per fact {per_fact}, over all {layer}; hidden-state "
+          f"strongest {[h.strongest_layer() for h in hidden]}; noise std {noise:.3f}")
+    assert layer < max(1, n_layers // 2)
+    assert torch.isfinite(hidden[0].scores).all()
