@@ -1,0 +1,112 @@
+"""SERAC specifics: checkpoints tied to their base model, the scope classifier, the memory,
+the trainer's command."""
+
+import json
+from pathlib import Path
+
+import click
+import pytest
+import torch
+
+import editmethods_serac.plugin
+from editmethods import EditRequest, Editor
+from editmethods.errors import EditmethodsError
+from editmethods.plugins import Plugins
+from editmethods.testing import tiny_model, tiny_tokenizer
+from editmethods_serac.checkpoint import CheckpointError, base_fingerprint, read_meta, resolve_checkpoint
+from editmethods_serac.data import read_cases
+from editmethods_serac.method import EditMemory
+from editmethods_serac.train import TrainConfig, train_serac, tune_threshold
+
+DATA = Path(__file__).parent / "data" / "counterfact-mini.json"
+FRANCE = EditRequest(prompt="The capital of France is", subject="France", target_new="Rome")
+MILES = EditRequest(prompt="Miles Davis plays the", subject="Miles Davis", target_new="piano")
+
+
+def make_editor(seed=0):
+    plugins = Plugins(entry_points=False)
+    plugins.register(editmethods_serac.plugin, name="serac")
+    return Editor(tiny_model("gpt2", seed=seed), tiny_tokenizer(), plugins=plugins)
+
+
+@pytest.fixture(scope="module")
+def checkpoint(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("serac") / "ck"
+    train_serac(tiny_model("gpt2"), tiny_tokenizer(), read_cases(DATA), folder,
+                TrainConfig(steps=20, batch_size=8, lr=3e-3), progress=False)
+    return folder
+
+
+def test_checkpoint_is_safetensors_and_json_tied_to_its_base(checkpoint):
+    assert (checkpoint / "model.safetensors").is_file() and (checkpoint / "config.json").is_file()
+    meta = read_meta(checkpoint)
+    assert meta["base_fingerprint"] == base_fingerprint(tiny_model("gpt2"))
+    assert 0 < meta["threshold"] < 1 and meta["train"]["steps"] == 20
+    assert not list(checkpoint.glob("*.bin")) and not list(checkpoint.glob("*.pt"))
+
+
+def test_checkpoint_for_another_base_model_is_refused_with_both_hashes(checkpoint):
+    other = tiny_model("gpt2", seed=1)
+    mine, theirs = base_fingerprint(other), read_meta(checkpoint)["base_fingerprint"]
+    with pytest.raises(CheckpointError, match="another base model") as info:
+        resolve_checkpoint(str(checkpoint), other)
+    assert mine[:16] in str(info.value) and theirs[:16] in str(info.value)
+    editor = make_editor(seed=1)
+    state = {k: v.clone() for k, v in editor.model.state_dict().items()}
+    with pytest.raises(EditmethodsError, match="another base model"):
+        editor.edit(FRANCE, "serac", {"checkpoint": str(checkpoint)})
+    assert all(torch.equal(v, editor.model.state_dict()[k]) for k, v in state.items())
+    assert not editor.model._forward_hooks
+
+
+def test_no_bundled_checkpoint_says_how_to_train_one():
+    with pytest.raises(EditmethodsError, match="editmethods train serac"):
+        make_editor().edit(FRANCE, "serac", {})
+
+
+def test_threshold_tuning_separates_scope():
+    scope = tune_threshold(read_cases(DATA))
+    assert scope["balanced_accuracy"] > 0.5
+    assert 0.05 <= scope["threshold"] <= 0.95
+
+
+def test_memory_routes_in_scope_inputs_and_rollback_removes_one(checkpoint):
+    editor = make_editor()
+    h1 = editor.edit(FRANCE, "serac", {"checkpoint": str(checkpoint), "threshold": 0.75})
+    h2 = editor.edit(MILES, "serac", {"checkpoint": str(checkpoint), "threshold": 0.75})
+    memory = EditMemory.find(editor.model)
+    routes = memory.route(["The capital of France is", "Miles Davis plays the", "Toko Yasuda plays the"])
+    assert routes[0].label == h1.edit_id and routes[1].label == h2.edit_id and routes[2] is None
+    assert routes[0].model is not None and routes[0].model is not editor.model
+    editor.rollback(h1)
+    routes = memory.route(["The capital of France is", "Miles Davis plays the"])
+    assert routes[0] is None and routes[1].label == h2.edit_id
+    editor.rollback(h2)
+    assert EditMemory.find(editor.model) is None and not editor.model._forward_hooks
+
+
+def test_train_command_shares_the_train_group():
+    cli = click.Group(name="editmethods")
+    other = click.Group(name="train")
+    other.add_command(click.Command("mend", callback=lambda: None))
+    cli.add_command(other)
+    editmethods_serac.plugin.register_commands(cli)
+    editmethods_serac.plugin.register_commands(cli)  # idempotent
+    assert set(cli.commands["train"].commands) == {"mend", "serac"}
+    fresh = click.Group(name="editmethods")
+    editmethods_serac.plugin.register_commands(fresh)
+    assert "serac" in fresh.commands["train"].commands
+
+
+def test_train_command_writes_a_checkpoint(tmp_path):
+    from click.testing import CliRunner
+
+    model_dir = tmp_path / "base"
+    tiny_model("gpt2").save_pretrained(model_dir)
+    tiny_tokenizer().save_pretrained(model_dir)
+    cli = click.Group(name="editmethods")
+    editmethods_serac.plugin.register_commands(cli)
+    result = CliRunner().invoke(cli, ["train", "serac", "--model", str(model_dir), "--data", str(DATA),
+                                      "--out", str(tmp_path / "ck"), "--steps", "3", "--batch-size", "4"])
+    assert result.exit_code == 0, result.output
+    assert json.loads((tmp_path / "ck" / "serac.json").read_text())["train"]["steps"] == 3
