@@ -154,3 +154,17 @@ def test_float32_option_and_bad_dtype(tmp_path):
     with pytest.raises(StatisticsError, match="dtype"):
         second_moment(model, tok, "transformer.h.0.mlp.c_proj", TEXTS, dtype="float16",
                       cache=False, progress=False)
+
+
+def test_facts_corpus_from_an_edit_dataset():
+    from pathlib import Path
+
+    data = Path(__file__).resolve().parents[3] / "shared" / "data" / "counterfact-original-schema-sample.json"
+    if not data.is_file():
+        pytest.skip(f"shared sample data not found at {data}")
+    corpus = resolve_corpus(f"facts:{data}")
+    texts = corpus.texts(50)
+    assert texts and all(t.endswith(".") for t in texts)
+    assert corpus.identity.startswith("facts:")
+    with pytest.raises(StatisticsError, match="no data file"):
+        resolve_corpus("facts:/nonexistent/x.json")

@@ -23,8 +23,9 @@ name never share statistics, and an edit to weights upstream of the module inval
 Corpora: a path to a text file (one sample per non-empty line), a folder (every ``*.txt``
 below it, sorted, one sample per non-empty line), a Hugging Face ``datasets`` object (its
 ``text`` column; duck-typed, ``datasets`` is not a dependency), any iterable of strings, or a
-name given to :func:`register_corpus` / a ``"module:function"`` import spec (for hparams
-files, which hold strings).
+name given to :func:`register_corpus` / a ``"module:function"`` import spec / ``"facts:DATA"``
+(sentences stating the true facts of an edit dataset, e.g.
+``facts:pkg:editmethods_testbed/data/train.json``), for hparams files, which hold strings.
 """
 
 from __future__ import annotations
@@ -141,6 +142,34 @@ def _hf_dataset(name: str) -> Any:
     return datasets.load_dataset(*args, split="train")
 
 
+def _facts_corpus(spec: str) -> Corpus:
+    """Sentences stating the true facts of edit datasets (every prompt with a true answer:
+    edit prompts, paraphrases, locality pairs), e.g. a reference model's own world.
+    ``spec``: data files (paths or ``pkg:`` specs) separated by ``;``."""
+    from editmethods.loaders import load_requests, resolve_data_path
+
+    paths = [resolve_data_path(part.strip()) for part in spec.split(";") if part.strip()]
+    for path in paths:
+        if not path.is_file():
+            raise StatisticsError(f"corpus facts:{spec}: no data file at {path}")
+
+    def read() -> Iterator[str]:
+        seen: set[str] = set()
+        for r in (r for path in paths for r in load_requests(path)):
+            pairs = []
+            if r.ground_truth:
+                pairs += [(r.prompt, r.ground_truth)] + [(p, r.ground_truth) for p in r.rephrase_prompts]
+            pairs += [(p.prompt, p.answer) for p in r.locality]
+            for prompt, answer in pairs:
+                text = f"{prompt} {answer.strip()}."
+                if text not in seen:
+                    seen.add(text)
+                    yield text
+
+    return Corpus("facts:" + _files_identity(paths, paths[0].parent),
+                  f"true facts of {', '.join(p.name for p in paths)}", read)
+
+
 def resolve_corpus(corpus: Any, n_samples: int | None = None) -> Corpus:
     """A :class:`Corpus` from a path, a dataset object, an iterable of strings or a name.
 
@@ -151,6 +180,8 @@ def resolve_corpus(corpus: Any, n_samples: int | None = None) -> Corpus:
         return corpus
     if isinstance(corpus, str) and corpus in _REGISTERED:
         return resolve_corpus(_REGISTERED[corpus](), n_samples)
+    if isinstance(corpus, str) and corpus.startswith("facts:"):
+        return _facts_corpus(corpus[len("facts:"):])
     if isinstance(corpus, str) and ":" in corpus and not Path(corpus).exists() and "/" not in corpus:
         module_name, _, attr = corpus.partition(":")
         try:
