@@ -55,7 +55,6 @@ def build(
     t0 = time.time()
     world = build_world(n_people=subjects, seed=seed, n_countries=countries)
     tok = tr.train_tokenizer(world)
-    tok_stats = tr.tokenization_stats(tok, world)
     result: dict = {}
     for a in archs:
         t1 = time.time()
@@ -63,38 +62,52 @@ def build(
         model, tok, info = tr.train(world, arch=a, seed=seed, steps=n_steps, tok=tok,
                                     progress=progress, threads=threads, model_kwargs=model_kwargs,
                                     **train_kwargs)
-        t2 = time.time()
-        recall = tr.measure_recall(model, tok, world, seed)
-        keys = tr.key_distinctness(model, tok, world)
-        manifest = {
-            "name": f"testbed-{a}",
-            "architecture": model.config.model_type,
-            "model_class": type(model).__name__,
-            "config": {k: getattr(model.config, k) for k in (
-                "vocab_size", "bos_token_id", "eos_token_id", "pad_token_id")},
-            "seed": seed,
-            "world": world.summary(),
-            "training": info,
-            "measure_seconds": round(time.time() - t2, 1),
-            "build_seconds": round(time.time() - t1, 1),
-            "recall_percent": recall,
-            "key_distinctness": keys,
-            "tokenization": tok_stats,
-            "environment": {"python": platform.python_version(), "torch": torch.__version__},
-            "phrasing_protocol": (
-                "trained: phrasings trained for this fact; heldout: the fact's one held-out "
-                "phrasing (trained for other subjects); never_trained: a phrasing never trained "
-                "for any subject; two_hop_untrained: birth country of val/test people, never "
-                "trained; in_context_*: 'New Fact: ... Prompt: ...' on val/test people"
-            ),
-        }
-        result[a] = tr.save(model, tok, out / "models" / a, manifest)
+        result[a] = finish_model(model, tok, world, info, out / "models" / a, seed)
+        result[a]["build_seconds"] = round(time.time() - t1, 1)
+        tr.save_manifest(out / "models" / a, result[a])
+        recall = result[a]["recall_percent"]
         if progress:
             click.echo(f"{a}: " + json.dumps({k: v for k, v in recall.items() if not k.startswith("n_")}))
     if export_data:
         result["data"] = {k: str(v) for k, v in export_mod.export(world, out / "data").items()}
     result["total_seconds"] = round(time.time() - t0, 1)
     return result
+
+
+def finish_model(model, tok, world, info: dict, out_dir: str | Path, seed: int = 0) -> dict:
+    """Measure a trained model on its world and save it with its manifest. Returns the manifest."""
+    import torch
+
+    from editmethods_testbed import train as tr
+
+    t2 = time.time()
+    recall = tr.measure_recall(model, tok, world, seed)
+    keys = tr.key_distinctness(model, tok, world)
+    a = model.config.model_type
+    manifest = {
+        "name": f"testbed-{a}",
+        "architecture": a,
+        "model_class": type(model).__name__,
+        "config": {k: getattr(model.config, k) for k in (
+            "vocab_size", "bos_token_id", "eos_token_id", "pad_token_id")},
+        "seed": seed,
+        "world": world.summary(),
+        "training": info,
+        "measure_seconds": round(time.time() - t2, 1),
+        "recall_percent": recall,
+        "key_distinctness": keys,
+        "tokenization": tr.tokenization_stats(tok, world),
+        "environment": {"python": platform.python_version(), "torch": torch.__version__},
+        "phrasing_protocol": (
+            "trained: phrasings trained for this fact; heldout: the fact's one held-out "
+            "phrasing (trained for other subjects); never_trained: a phrasing never trained "
+            "for any subject; people_*: the same on invented people only; two_hop_untrained: "
+            "birth country of val/test people (never trained); in_context_*: 'New Fact: ... "
+            "Prompt: ...' on val/test people (never in demonstrations): copy = same prompt, "
+            "update_heldout = held-out phrasing, retain = the person's other relation"
+        ),
+    }
+    return tr.save(model, tok, out_dir, manifest)
 
 
 @click.command("build-testbed")

@@ -13,28 +13,21 @@ import time
 from pathlib import Path
 from typing import Any, Sequence
 
-from editmethods_testbed.world import (
-    RELATIONS,
-    World,
-    demo_text,
-    demo_units,
-    fact_units,
-    tokenizer_corpus,
-)
+from editmethods_testbed.world import RELATIONS, World, demo_text
 
 SPECIAL = {"eos": "<|endoftext|>", "pad": "<pad>"}
 
 # Architectures (kept small: <= 20 MB fp32, trainable in minutes on 2 CPU cores).
 ARCH_DEFAULTS: dict[str, dict[str, Any]] = {
     "gpt2": {"n_layer": 6, "d": 128, "n_head": 4},
-    "llama": {"n_layer": 6, "d": 128, "n_head": 4},
+    "llama": {"n_layer": 6, "d": 128, "n_head": 4, "ffn": 352},
 }
 
 
 # -- tokenizer ------------------------------------------------------------------------------
 
 
-def train_tokenizer(world: World, vocab_size: int = 2048):
+def train_tokenizer(world, vocab_size: int = 2048):
     """A byte-level BPE tokenizer trained on the world's text, as a PreTrainedTokenizerFast."""
     from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
     from transformers import PreTrainedTokenizerFast
@@ -49,7 +42,7 @@ def train_tokenizer(world: World, vocab_size: int = 2048):
         initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
         show_progress=False,
     )
-    tok.train_from_iterator(tokenizer_corpus(world), trainer=trainer)
+    tok.train_from_iterator(world.tokenizer_corpus(), trainer=trainer)
     fast = PreTrainedTokenizerFast(
         tokenizer_object=tok,
         bos_token=SPECIAL["eos"],
@@ -108,7 +101,7 @@ def make_model(arch: str, vocab_size: int, tok, n_positions: int = 128, **over):
         return GPT2LMHeadModel(config)
     if arch == "llama":
         config = LlamaConfig(
-            vocab_size=vocab_size, hidden_size=cfg["d"], intermediate_size=4 * cfg["d"],
+            vocab_size=vocab_size, hidden_size=cfg["d"], intermediate_size=cfg.get("ffn", 4 * cfg["d"]),
             num_hidden_layers=cfg["n_layer"], num_attention_heads=cfg["n_head"],
             num_key_value_heads=cfg["n_head"], max_position_embeddings=n_positions,
             tie_word_embeddings=True, rms_norm_eps=1e-5, **ids,
@@ -197,7 +190,7 @@ def pack(encoded: Sequence[Encoded], max_len: int, rng: random.Random, pad_id: i
 
 
 def train(
-    world: World,
+    world,
     arch: str = "gpt2",
     seed: int = 0,
     steps: int = 1500,
@@ -227,7 +220,7 @@ def train(
         tok = train_tokenizer(world, vocab_size)
     model = make_model(arch, len(tok), tok, n_positions=max_len, **(model_kwargs or {}))
     model.train()
-    facts = encode_units(tok, fact_units(world))
+    facts = encode_units(tok, world.fact_units())
     n_fact = max(1, round(fact_fraction * len(facts)))
     n_demo = demos_per_epoch if demos_per_epoch is not None else n_fact // 4
     opt = torch.optim.AdamW(model.parameters(), lr=lr, betas=(0.9, 0.98), weight_decay=0.01)
@@ -239,7 +232,7 @@ def train(
     bar = tqdm(total=steps, desc=f"train {arch}", disable=not progress, unit="step")
     losses = []
     while step < steps:
-        demos = encode_units(tok, demo_units(world, n_demo, seed * 1000 + epoch))
+        demos = encode_units(tok, world.demo_units(n_demo, seed * 1000 + epoch))
         ids, wts = pack(rng.sample(facts, n_fact) + demos, max_len, rng, tok.pad_token_id)
         epoch += 1
         perm = torch.randperm(len(ids), generator=torch.Generator().manual_seed(seed + epoch))
@@ -430,5 +423,9 @@ def save(model, tok, out_dir: str | Path, manifest: dict) -> dict:
     manifest = dict(manifest)
     manifest["files"] = files
     manifest["total_bytes"] = sum(v["bytes"] for v in files.values())
-    (out / "manifest.json").write_text(json.dumps(manifest, indent=2, sort_keys=False) + "\n")
+    save_manifest(out, manifest)
     return manifest
+
+
+def save_manifest(out_dir: str | Path, manifest: dict) -> None:
+    (Path(out_dir) / "manifest.json").write_text(json.dumps(manifest, indent=2) + "\n")

@@ -245,6 +245,16 @@ class World:
             for i, t in enumerate(TWO_HOP_TEMPLATES)
         ]
 
+    # the interface the trainer uses (RecordWorld in from_file.py implements it too)
+    def fact_units(self):
+        return fact_units(self)
+
+    def demo_units(self, n: int, seed: int):
+        return demo_units(self, n, seed)
+
+    def tokenizer_corpus(self):
+        return tokenizer_corpus(self)
+
     def summary(self) -> dict:
         by_rel: dict[str, int] = {}
         for f in self.facts:
