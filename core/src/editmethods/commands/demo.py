@@ -18,7 +18,10 @@ DEFAULT_DATA = "pkg:editmethods_testbed/data/test.json"
 
 
 def pick_method(installed: Sequence[str]) -> str:
-    """The first installed method of :data:`PREFERENCE` (then any installed method)."""
+    """The first installed method of :data:`PREFERENCE` (then any installed method).
+
+    ``--method auto`` first looks among the methods whose package ships hyper-parameters for
+    the model (``hparams/<alias>.yaml``) and uses this only when none does."""
     for name in PREFERENCE:
         if name in installed:
             return name
@@ -90,7 +93,11 @@ def register(cli: click.Group) -> None:
             req = requests[case_index]
         else:
             req = pick_case(editor, requests)
-        method = pick_method(list(editor.plugins.methods)) if method == "auto" else method
+        if method == "auto":
+            # Prefer a method whose package ships hyper-parameters tuned for this model.
+            tuned = [m for m in PREFERENCE
+                     if reference_hparams(editor.plugins, m, model_name) is not None]
+            method = tuned[0] if tuned else pick_method(list(editor.plugins.methods))
         if hparams is None:
             hparams = reference_hparams(editor.plugins, method, model_name)
 
