@@ -1,0 +1,43 @@
+"""Slow: FT-M on the GPT-2 reference model writes the fact and leaves others alone."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+import editmethods_ft.plugin
+from editmethods import Editor
+from editmethods.plugins import Plugins
+
+ROOT = Path(__file__).resolve().parents[3]
+HPARAMS = ROOT / "benchmarks" / "hparams" / "ft-m-testbed-gpt2.yaml"
+
+
+@pytest.fixture(scope="module")
+def testbed():
+    testbed = pytest.importorskip("editmethods_testbed", reason="editmethods-testbed is not installed")
+    try:
+        path = testbed.model_path("gpt2")
+    except FileNotFoundError as exc:
+        pytest.skip(f"reference model not built yet: {exc}")
+    from editmethods.loaders import load_requests
+
+    return path, load_requests(testbed.data_path("test"))[:10]
+
+
+@pytest.mark.slow
+def test_ft_m_reaches_reliability_one_and_keeps_locality(testbed):
+    path, requests = testbed
+    plugins = Plugins(entry_points=False)
+    plugins.register(editmethods_ft.plugin, name="ft")
+    editor = Editor.from_pretrained(path, plugins=plugins)
+    reliability, locality = [], []
+    for req in requests:
+        handle = editor.edit(req, "ft", HPARAMS)
+        report = editor.evaluate([req], metrics=["reliability", "locality"])
+        reliability.append(report["reliability"].value)
+        locality.append(report["locality"].value)
+        editor.rollback(handle)
+    assert sum(reliability) / len(reliability) == 1.0
+    assert sum(locality) / len(locality) >= 0.9
