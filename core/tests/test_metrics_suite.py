@@ -113,3 +113,13 @@ def test_runner_modes_restore_the_model_and_report_cost():
         assert cost["seconds_per_edit"]["value"] > 0 and cost["peak_memory_mb"]["value"] >= 0
         assert run.report["reliability"].n == 2
     assert weights_digest(editor.model) == before
+
+
+@pytest.mark.parametrize("model_type", ["gpt2", "llama"])
+def test_batched_greedy_generation_equals_one_at_a_time(model_type):
+    from editmethods.scoring import greedy_continue, greedy_continue_batched
+
+    model, tok = tiny_model(model_type), tiny_tokenizer()
+    prompts = ["The capital of France is", "Rome", "Miles Davis plays the", "The Eiffel Tower is in Paris and"]
+    assert greedy_continue_batched(model, tok, prompts, max_new_tokens=10, batch_size=3) == \
+        greedy_continue(model, tok, prompts, max_new_tokens=10)

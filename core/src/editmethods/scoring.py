@@ -160,3 +160,47 @@ def greedy_continue(
             new.append(nxt)
         outputs.append(tokenizer.decode(new))
     return outputs
+
+
+@torch.no_grad()
+def greedy_continue_batched(
+    model: torch.nn.Module, tokenizer: Any, prompts: Sequence[str], *, max_new_tokens: int = 8,
+    batch_size: int = 32,
+) -> list[str]:
+    """Greedy continuations of many prompts, ``batch_size`` at a time, without a cache.
+
+    Rows are right-padded and each step reads the logits at every row's last real token and
+    writes the new token just after it, so positions are those of an unpadded sequence (GPT-2)
+    and padding only ever follows a row's real tokens. Like :func:`greedy_continue`, every step
+    runs the full forward pass, so edits hooked into it are always seen; the text after EOS is
+    dropped. Encoder-decoder models fall back to :func:`greedy_continue`.
+    """
+    if getattr(getattr(model, "config", None), "is_encoder_decoder", False):
+        return greedy_continue(model, tokenizer, prompts, max_new_tokens=max_new_tokens)
+    device = model_device(model)
+    pad = pad_id(tokenizer)
+    eos = getattr(tokenizer, "eos_token_id", None)
+    outputs: list[str] = []
+    for start in range(0, len(prompts), batch_size):
+        rows = [list(tokenizer(p).input_ids) for p in prompts[start : start + batch_size]]
+        lengths = torch.tensor([len(r) for r in rows])
+        ids, mask = _pad([r + [pad] * max_new_tokens for r in rows], pad)
+        mask.zero_()
+        for i, r in enumerate(rows):
+            mask[i, : len(r)] = 1
+        ids, mask = ids.to(device), mask.to(device)
+        new = torch.empty((len(rows), max_new_tokens), dtype=torch.long)
+        index = torch.arange(len(rows))
+        for step in range(max_new_tokens):
+            width = int(lengths.max())
+            logits = model(input_ids=ids[:, :width], attention_mask=mask[:, :width]).logits
+            nxt = logits[index.to(logits.device), (lengths - 1).to(logits.device)].argmax(-1)
+            new[:, step] = nxt.cpu()
+            ids[index, lengths] = nxt.to(ids.device)
+            mask[index, lengths] = 1
+            lengths = lengths + 1
+        for row in new.tolist():
+            if eos is not None and eos in row:
+                row = row[: row.index(eos)]
+            outputs.append(tokenizer.decode(row))
+    return outputs

@@ -19,7 +19,7 @@ from collections import Counter
 from typing import Sequence
 
 from editmethods.hookspecs import hookimpl
-from editmethods.scoring import greedy_continue
+from editmethods.scoring import greedy_continue_batched
 from editmethods.types import EditRequest, EvalContext, MetricResult
 
 PROTOCOL = "generation"
@@ -59,12 +59,13 @@ def evaluate(model, tokenizer, requests: Sequence[EditRequest], context: EvalCon
     cases = [r for r in requests if r.generation_prompts]
     if not cases:
         return []
+    prompts = [p for r in cases for p in r.generation_prompts]
+    texts = iter(greedy_continue_batched(model, tokenizer, prompts, max_new_tokens=MAX_NEW_TOKENS,
+                                         batch_size=context.batch_size))
     per_case = []
     samples = []
     for r in cases:
-        texts = greedy_continue(model, tokenizer, list(r.generation_prompts),
-                                max_new_tokens=MAX_NEW_TOKENS)
-        full = [p + t for p, t in zip(r.generation_prompts, texts)]
+        full = [p + next(texts) for p in r.generation_prompts]
         per_case.append(sum(ngram_entropy_of(t) for t in full) / len(full))
         if len(samples) < 3:
             samples.append(full[0])
