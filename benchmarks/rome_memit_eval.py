@@ -25,7 +25,7 @@ from typing import Any, Sequence
 METRICS = ("efficacy", "paraphrase", "neighborhood", "score", "relation_specificity")
 
 
-def load(model: str, split: str, n: int):
+def load(model: str, split: str, n: int, data_dir: str | None = None):
     import torch
 
     torch.set_num_threads(1)
@@ -33,7 +33,8 @@ def load(model: str, split: str, n: int):
     from editmethods.loaders import load_requests
 
     editor = Editor.from_pretrained(model)
-    data = f"pkg:editmethods_testbed/data/{split}.json"
+    data = (f"{data_dir}/{split}.json" if data_dir
+            else f"pkg:editmethods_testbed/data/{split}.json")
     requests = load_requests(data, limit=n)
     return editor, requests
 
@@ -138,10 +139,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--memit", default="10,50,100,500", help="MEMIT batch sizes ('' = skip)")
     parser.add_argument("--rome-hparams", default=None)
     parser.add_argument("--memit-hparams", default=None)
+    parser.add_argument("--data-dir", default=None,
+                        help="folder with {split}.json (default: the testbed package's data)")
     parser.add_argument("--out", default=None, help="write the numbers as JSON here")
     args = parser.parse_args(argv)
     sizes = [int(s) for s in args.memit.split(",") if s.strip()]
-    editor, requests = load(args.model, args.split, max([args.rome, *sizes, 1]))
+    editor, requests = load(args.model, args.split, max([args.rome, *sizes, 1]),
+                            args.data_dir)
     results: dict[str, Any] = {"model": args.model, "split": args.split}
     baseline = measure(editor, requests[: max(args.rome, 1)])
     results["unedited_relation_specificity"] = mean(baseline.get("relation_specificity", []))

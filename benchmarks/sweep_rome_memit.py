@@ -48,7 +48,7 @@ def sweep_rome(editor: Any, requests: list, base: dict) -> dict:
         rows.append((cfg, run_rome(editor, requests, dict(base, **cfg), progress=False)))
     best = _table("ROME stage 1: layer x variant", rows)
     rows = []
-    for ridge, clamp in itertools.product((0.01, 0.1, 1.0), (10.0, 20.0)):
+    for ridge, clamp in itertools.product((0.001, 0.01, 0.1), (10.0, 20.0)):
         cfg = dict(best, mom2_ridge=ridge, clamp_norm_factor=clamp)
         rows.append((cfg, run_rome(editor, requests, dict(base, **cfg), progress=False)))
     return _table("ROME stage 2: ridge x clamp", rows)
@@ -59,7 +59,7 @@ def sweep_memit(editor: Any, requests: list, base: dict, batch: int) -> dict:
     ranges = [[0, 1], [1, 2], [0, 1, 2], [2, 3]]
     ranges = [r for r in ranges if max(r) < n_layers]
     rows = []
-    for layers, lam in itertools.product(ranges, (0.005, 0.02, 0.1)):
+    for layers, lam in itertools.product(ranges, (0.1, 0.5, 1.0, 3.0)):
         cfg = {"layers": layers, "mom2_update_weight_per_dim": lam}
         (res,) = run_memit(editor, requests, dict(base, **cfg), [batch])
         rows.append((cfg, res))
@@ -75,13 +75,19 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--rome-n", type=int, default=30)
     parser.add_argument("--memit-batch", type=int, default=50)
     parser.add_argument("--only", choices=["rome", "memit"], default=None)
+    parser.add_argument("--data-dir", default=None, help="folder with {split}.json")
+    parser.add_argument("--rome-hparams", default=None, help="base file (default: shipped)")
+    parser.add_argument("--memit-hparams", default=None, help="base file (default: shipped)")
     args = parser.parse_args(argv)
-    editor, requests = load(args.model, args.split, max(args.rome_n, args.memit_batch))
+    editor, requests = load(args.model, args.split, max(args.rome_n, args.memit_batch),
+                             args.data_dir)
     if args.only != "memit":
-        base = yaml.safe_load(default_hparams("rome", args.model).read_text())
+        path = Path(args.rome_hparams) if args.rome_hparams else default_hparams("rome", args.model)
+        base = yaml.safe_load(path.read_text())
         sweep_rome(editor, requests[: args.rome_n], base)
     if args.only != "rome":
-        base = yaml.safe_load(default_hparams("memit", args.model).read_text())
+        path = Path(args.memit_hparams) if args.memit_hparams else default_hparams("memit", args.model)
+        base = yaml.safe_load(path.read_text())
         sweep_memit(editor, requests, base, args.memit_batch)
     return 0
 
