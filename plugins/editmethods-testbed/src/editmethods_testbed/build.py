@@ -81,6 +81,7 @@ def finish_model(model, tok, world, info: dict, out_dir: str | Path, seed: int =
     from editmethods_testbed import train as tr
 
     t2 = time.time()
+    tok.model_max_length = getattr(model.config, "n_positions", None) or model.config.max_position_embeddings
     recall = tr.measure_recall(model, tok, world, seed)
     keys = tr.key_distinctness(model, tok, world)
     a = model.config.model_type
