@@ -16,8 +16,8 @@ Results keep their protocols apart (:class:`~editmethods.evaluation.EvalReport` 
 protocol); the cost of editing is reported under the protocol ``cost``: ``seconds_per_edit``
 (wall time of ``Editor.edit`` per request, from the edit handles) and ``peak_memory_mb``
 (on CUDA the peak of ``torch.cuda.max_memory_allocated`` during the edit above what was
-allocated before it; on CPU the peak resident-set size during the edit above the size before
-it, sampled every few milliseconds).
+allocated before it; on CPU the peak of malloc'd bytes during the edit above the amount
+before it, sampled every 2 ms; see :class:`PeakMemory`).
 
 >>> from editmethods.benchmarking import evaluate_method             # doctest: +SKIP
 >>> run = evaluate_method(editor, "ft", "ft-m.yaml", requests, mode="single")  # doctest: +SKIP
@@ -57,19 +57,60 @@ def _rss_bytes() -> int | None:
         return None
 
 
+_MALLINFO: Any = False  # not looked up yet
+
+
+def _heap_bytes() -> int | None:
+    """Bytes allocated through malloc and not freed (glibc ``mallinfo2``), or ``None``.
+
+    torch's CPU tensors are malloc'd, so this rises and falls with them, unlike the resident
+    set size, which keeps freed pages.
+    """
+    global _MALLINFO
+    if _MALLINFO is False:
+        _MALLINFO = None
+        try:
+            import ctypes
+            import ctypes.util
+
+            libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
+            fields = ("arena ordblks smblks hblks hblkhd usmblks fsmblks uordblks fordblks "
+                      "keepcost").split()
+
+            class MallInfo2(ctypes.Structure):
+                _fields_ = [(name, ctypes.c_size_t) for name in fields]
+
+            libc.mallinfo2.restype = MallInfo2
+            libc.mallinfo2()
+            _MALLINFO = libc.mallinfo2
+        except (OSError, AttributeError):
+            _MALLINFO = None
+    if _MALLINFO is None:
+        return None
+    info = _MALLINFO()
+    return int(info.uordblks + info.hblkhd)
+
+
 class PeakMemory:
     """Peak memory of a block above what was in use when it started (bytes in :attr:`peak`).
 
-    On a CUDA device the allocator's own peak counter is used; on CPU the process's resident
-    set size is sampled by a background thread (every ``interval`` seconds), because torch's
-    CPU allocations are invisible to :mod:`tracemalloc`.
+    On a CUDA device the allocator's own peak counter is used (``cuda-max-allocated``). On
+    CPU a background thread samples, every ``interval`` seconds, the bytes malloc'd and not
+    freed (glibc ``mallinfo2``: ``cpu-heap``), or where that is unavailable the resident set
+    size (``rss``); torch's CPU allocations are invisible to :mod:`tracemalloc`. Sampling can
+    miss a peak shorter than the interval.
     """
 
     def __init__(self, device: torch.device, interval: float = 0.002) -> None:
         self.device = device
         self.interval = interval
         self.peak = 0
-        self.kind = "cuda-max-allocated" if device.type == "cuda" else "rss-increase"
+        if device.type == "cuda":
+            self.kind, self._read = "cuda-max-allocated", None
+        elif _heap_bytes() is not None:
+            self.kind, self._read = "cpu-heap", _heap_bytes
+        else:
+            self.kind, self._read = "rss", _rss_bytes
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
 
@@ -79,7 +120,7 @@ class PeakMemory:
             self._base = torch.cuda.memory_allocated(self.device)
             torch.cuda.reset_peak_memory_stats(self.device)
         else:
-            self._base = _rss_bytes() or 0
+            self._base = self._read() or 0
             self._max = self._base
             self._thread = threading.Thread(target=self._sample, daemon=True)
             self._thread.start()
@@ -87,9 +128,9 @@ class PeakMemory:
 
     def _sample(self) -> None:
         while not self._stop.is_set():
-            rss = _rss_bytes()
-            if rss is not None and rss > self._max:
-                self._max = rss
+            now = self._read()
+            if now is not None and now > self._max:
+                self._max = now
             self._stop.wait(self.interval)
 
     def __exit__(self, *exc: Any) -> None:
@@ -100,8 +141,7 @@ class PeakMemory:
             self._stop.set()
             if self._thread is not None:
                 self._thread.join()
-            rss = _rss_bytes() or 0
-            self.peak = max(0, max(self._max, rss) - self._base)
+            self.peak = max(0, max(self._max, self._read() or 0) - self._base)
 
 
 def weights_digest(model: torch.nn.Module) -> str:

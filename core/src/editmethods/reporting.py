@@ -41,7 +41,7 @@ PROTOCOL_NOTES = {
     "exact-match": "greedy answer equals the true answer on every token (relation "
                    "specificity: the same subject's other relations)",
     "generation": "ROME's weighted bi/tri-gram entropy of greedy generations (bits)",
-    "cost": "wall seconds per edit; peak memory above the model during the edit",
+    "cost": "wall seconds per edit; peak memory allocated during the edit above what was allocated before it (CUDA allocator, or malloc'd bytes sampled every 2 ms on CPU)",
 }
 _SHORT = {"counterfact": "CF", "teacher-forced": "TF", "exact-match": "EM",
           "generation": "gen", "cost": "cost"}
