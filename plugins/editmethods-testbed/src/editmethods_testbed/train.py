@@ -123,35 +123,39 @@ def key_module(model, layer: int):
 class Encoded:
     """A unit tokenized in its two forms: at the start of a sequence, and after another unit."""
 
-    __slots__ = ("kind", "first", "mid")
+    __slots__ = ("kind", "first", "mid", "mid_nl")
 
-    def __init__(self, kind, first, mid):
-        self.kind, self.first, self.mid = kind, first, mid
+    def __init__(self, kind, first, mid, mid_nl=None):
+        self.kind, self.first, self.mid, self.mid_nl = kind, first, mid, mid_nl
 
 
 def encode_units(tok, units) -> list[Encoded]:
+    """Tokenize units in three forms: first in a sequence, after " " and after a newline.
+
+    Facts are joined by a space or a newline (half each), so that sentence-initial subjects
+    (tokenized without the leading-space marker) are trained as often as mid-text ones.
+    """
     out = []
-    texts_first, texts_mid, meta = [], [], []
+    texts: dict[str, list[str]] = {"first": [], "mid": [], "mid_nl": []}
+    meta = []
     for kind, pieces in units:
-        sep = " " if kind == "fact" else "\n\n"
-        for form, prefix in (("first", ""), ("mid", sep)):
+        seps = {"first": "", "mid": " " if kind == "fact" else "\n\n", "mid_nl": "\n"}
+        for form, prefix in seps.items():
             for j, (text, w) in enumerate(pieces):
-                t = (prefix + text) if j == 0 else text
-                (texts_first if form == "first" else texts_mid).append(t)
+                texts[form].append((prefix + text) if j == 0 else text)
         meta.append(len(pieces))
-    enc_first = tok(texts_first, add_special_tokens=False).input_ids
-    enc_mid = tok(texts_mid, add_special_tokens=False).input_ids
+    encs = [tok(texts[f], add_special_tokens=False).input_ids for f in ("first", "mid", "mid_nl")]
     i = 0
     for (kind, pieces), n in zip(units, meta):
         forms = []
-        for enc in (enc_first, enc_mid):
+        for enc in encs:
             ids, ws = [], []
             for j in range(n):
                 piece = enc[i + j]
                 ids.extend(piece)
                 ws.extend([pieces[j][1]] * len(piece))
             forms.append((ids, ws))
-        out.append(Encoded(kind, forms[0], forms[1]))
+        out.append(Encoded(kind, forms[0], forms[1], forms[2] if kind == "fact" else forms[1]))
         i += n
     return out
 
@@ -167,7 +171,7 @@ def pack(encoded: Sequence[Encoded], max_len: int, rng: random.Random, pad_id: i
         cur_ids: list[int] = []
         cur_w: list[float] = []
         for e in items:
-            ids, ws = e.mid if cur_ids else e.first
+            ids, ws = (e.mid_nl if rng.random() < 0.5 else e.mid) if cur_ids else e.first
             if cur_ids and len(cur_ids) + len(ids) > max_len:
                 seqs.append((cur_ids, cur_w))
                 ids, ws = e.first

@@ -513,5 +513,10 @@ def tokenizer_corpus(world: World, repeat_objects: int = 30) -> list[str]:
         lines.append(" ".join(" " + o for o in objects) + ".")
         lines.append(" ".join(subjects) + ".")
         lines.append("New Fact: X Y\nPrompt: X Y\n\nNew Fact: X Y\nPrompt: X Y")
+    # sentence-initial forms (after a newline or at the start): first names, countries, cities
+    firsts = sorted({p.split(" ")[0] for p in world.people})
+    for _ in range(repeat_objects // 3):
+        lines.extend(firsts)
+        lines.extend(subjects)
     lines.append(" ".join(" " + p for p in world.people))
     return lines
