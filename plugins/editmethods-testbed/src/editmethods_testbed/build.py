@@ -16,7 +16,7 @@ import click
 from editmethods_testbed import ARCHES, PACKAGE_DIR
 
 # Training steps per architecture for the full world (about 10 CPU-minutes each on 1 thread).
-DEFAULT_STEPS = {"gpt2": 1200, "llama": 1200}
+DEFAULT_STEPS = {"gpt2": 1200, "llama": 1000}
 
 
 def build(
@@ -74,6 +74,16 @@ def build(
     return result
 
 
+def _git_commit() -> str | None:
+    import subprocess
+
+    try:
+        return subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=PACKAGE_DIR, capture_output=True,
+                              text=True, timeout=10).stdout.strip() or None
+    except Exception:  # noqa: BLE001 - informational only
+        return None
+
+
 def finish_model(model, tok, world, info: dict, out_dir: str | Path, seed: int = 0) -> dict:
     """Measure a trained model on its world and save it with its manifest. Returns the manifest."""
     import torch
@@ -99,6 +109,7 @@ def finish_model(model, tok, world, info: dict, out_dir: str | Path, seed: int =
         "key_distinctness": keys,
         "tokenization": tr.tokenization_stats(tok, world),
         "environment": {"python": platform.python_version(), "torch": torch.__version__},
+        "code_commit": _git_commit(),
         "phrasing_protocol": (
             "trained: phrasings trained for this fact; heldout: the fact's one held-out "
             "phrasing (trained for other subjects); never_trained: a phrasing never trained "
@@ -117,7 +128,7 @@ def finish_model(model, tok, world, info: dict, out_dir: str | Path, seed: int =
               help="Folder for models/ and data/ (default: the installed package itself).")
 @click.option("--arch", type=click.Choice(["gpt2", "llama", "both"]), default="both", show_default=True)
 @click.option("--seed", default=0, show_default=True)
-@click.option("--steps", type=int, default=None, help="Training steps per model (default: 1200).")
+@click.option("--steps", type=int, default=None, help="Training steps per model (default: gpt2 1200, llama 1000).")
 @click.option("--countries", default=50, show_default=True, help="Real countries in the world.")
 @click.option("--threads", default=1, show_default=True, help="torch CPU threads.")
 def build_command(subjects, out, arch, seed, steps, countries, threads):

@@ -20,7 +20,7 @@ SPECIAL = {"eos": "<|endoftext|>", "pad": "<pad>"}
 # Architectures (kept small: <= 20 MB fp32, trainable in minutes on 2 CPU cores).
 ARCH_DEFAULTS: dict[str, dict[str, Any]] = {
     "gpt2": {"n_layer": 6, "d": 128, "n_head": 4},
-    "llama": {"n_layer": 6, "d": 128, "n_head": 4, "ffn": 352},
+    "llama": {"n_layer": 4, "d": 128, "n_head": 4, "ffn": 352},
 }
 
 
