@@ -12,7 +12,8 @@ def test_memit_batch_on_the_reference_model(arch):
     import editmethods_testbed
     from editmethods import Editor
     from editmethods.loaders import load_requests
-    from editmethods_memit import hparams_path
+    from editmethods.hparams import load_hparams
+    from editmethods_memit import MEMITHyperParams, hparams_path
 
     try:
         path = editmethods_testbed.model_path(arch)
@@ -23,7 +24,10 @@ def test_memit_batch_on_the_reference_model(arch):
         pytest.skip(f"the reference benchmark data is missing at {data}")
     editor = Editor.from_pretrained(path)
     requests = load_requests(data, limit=10)
-    handle = editor.edit(requests, "memit", hparams_path(f"testbed-{arch}"))
+    # fewer statistics samples than the shipped file, so that a cold cache stays fast
+    hp = load_hparams(MEMITHyperParams, hparams_path(f"testbed-{arch}"), method="memit",
+                      mom2_n_samples=3000)
+    handle = editor.edit(requests, "memit", hp)
     report = editor.evaluate(requests, metrics=["efficacy", "neighborhood"])
     editor.rollback(handle)
     assert report["efficacy"].value >= 0.7, report.format()
