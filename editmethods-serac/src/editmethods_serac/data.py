@@ -29,11 +29,17 @@ class Case:
     in_scope: tuple[tuple[str, str], ...]
     #: (query, answer) pairs the edit must leave as they were
     out_scope: tuple[tuple[str, str], ...]
+    #: relation id (CounterFact ``relation_id``), to draw other objects of the same kind
+    relation: str = ""
+    #: the object before the edit, when known
+    target_true: str = ""
 
 
 def _case(r: Mapping[str, Any], i: int) -> Case:
+    relation, true = "", None
     if "requested_rewrite" in r:
         rw = r["requested_rewrite"]
+        relation = str(rw.get("relation_id") or "")
         prompt = rw["prompt"].format(rw["subject"]) if "{}" in rw["prompt"] else rw["prompt"]
         new, true = rw["target_new"]["str"], rw.get("target_true", {}).get("str")
         inside = [(prompt, new)] + [(p, new) for p in r.get("paraphrase_prompts") or []]
@@ -41,7 +47,7 @@ def _case(r: Mapping[str, Any], i: int) -> Case:
         if true:
             outside += [(p, true) for p in r.get("neighborhood_prompts") or [] if isinstance(p, str)]
     elif "target_new" in r and "prompt" in r:
-        prompt, new = r["prompt"], r["target_new"]
+        prompt, new, true = r["prompt"], r["target_new"], r.get("ground_truth")
         reph = r.get("rephrase_prompt") or []
         inside = [(prompt, new)] + [(p, new) for p in ([reph] if isinstance(reph, str) else reph)]
         loc, ans = r.get("locality_prompt"), r.get("locality_ground_truth")
@@ -50,6 +56,7 @@ def _case(r: Mapping[str, Any], i: int) -> Case:
         outside = [(loc, str(ans))] if loc and ans else []
     elif "src" in r and "alt" in r:
         prompt, new = r["src"], r["alt"]
+        true = (r.get("answers") or [None])[0]
         inside = [(prompt, new)] + ([(r["rephrase"], new)] if r.get("rephrase") else [])
         loc = r.get("loc", "")
         loc = loc[len("nq question:"):].strip() if loc.lower().startswith("nq question:") else loc
@@ -57,7 +64,8 @@ def _case(r: Mapping[str, Any], i: int) -> Case:
     else:
         raise DataError(f"record {i}: expected CounterFact ('requested_rewrite'), EasyEdit "
                         "('prompt', 'target_new') or zsRE ('src', 'alt') keys")
-    return Case(prompt, str(new).strip(), tuple(inside), tuple((q, str(a).strip()) for q, a in outside))
+    return Case(prompt, str(new).strip(), tuple(inside), tuple((q, str(a).strip()) for q, a in outside),
+                relation, str(true).strip() if true else "")
 
 
 def cases_from_records(records: Iterable[Mapping[str, Any]]) -> list[Case]:

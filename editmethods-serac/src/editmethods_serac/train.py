@@ -38,16 +38,48 @@ class TrainConfig:
     encoder: str = DEFAULT_ENCODER
     #: cases used to tune the threshold (the rest of the work is cheap)
     threshold_cases: int = 400
+    #: share of out-of-scope (retain) examples per batch. SERAC trains its counterfactual
+    #: model on in-scope examples; some retain examples keep it answering as before when the
+    #: classifier routes an unrelated input to it, but too many teach it to ignore the edit
+    #: (measured: 70% retain gave 0.40 copy accuracy on unseen subjects).
+    retain_fraction: float = 0.25
 
 
-def examples(cases: Sequence[Case]) -> list[tuple[str, str]]:
-    """(text up to the answer, answer with its leading space) for every query of every case."""
-    out = []
+Example = tuple[Case, str, "str | None"]  # (case, query, fixed answer or None = the new object)
+
+
+def examples(cases: Sequence[Case]) -> tuple[list[Example], list[Example]]:
+    """In-scope examples (answered with the edit's new object) and out-of-scope ones
+    (answered as before)."""
+    inside = [(c, q, None) for c in cases for q, _ in c.in_scope]
+    outside = [(c, q, a) for c in cases for q, a in c.out_scope]
+    return inside, outside
+
+
+def object_pools(cases: Sequence[Case]) -> dict[str, list[str]]:
+    """Objects seen for each relation (new and old), to draw counterfactual objects from."""
+    pools: dict[str, set[str]] = {}
     for c in cases:
-        context = edit_context(c.prompt, c.target_new)
-        for q, a in c.in_scope + c.out_scope:
-            out.append((f"{context} {q}", " " + a))
-    return out
+        pool = pools.setdefault(c.relation, set())
+        pool.add(c.target_new)
+        if c.target_true:
+            pool.add(c.target_true)
+    return {k: sorted(v) for k, v in pools.items()}
+
+
+def render(example: Example, pools: dict[str, list[str]], rng: random.Random) -> tuple[str, str]:
+    """(text up to the answer, answer with its leading space), with a freshly drawn new object.
+
+    Each time an example is used, its edit gets a random object of the same relation: with
+    the data's fixed objects the model memorizes them as facts of the train subjects instead
+    of learning to read the edit (measured: copy accuracy 1.0 on train subjects, 0.72 on
+    unseen ones).
+    """
+    case, query, fixed = example
+    pool = [o for o in pools.get(case.relation, ()) if o != case.target_true]
+    new = rng.choice(pool) if len(pool) > 1 else case.target_new
+    answer = new if fixed is None else fixed
+    return f"{edit_context(case.prompt, new)} {query}", " " + answer
 
 
 def _batch(tokenizer: Any, pairs: Sequence[tuple[str, str]], limit: int | None):
@@ -85,9 +117,9 @@ def train_counterfactual(base: torch.nn.Module, tokenizer: Any, cases: Sequence[
     model.train()
     for p in model.parameters():
         p.requires_grad_(True)
-    pairs = examples(cases)
-    if not pairs:
-        raise ValueError("no training examples in the given cases")
+    inside, outside = examples(cases)
+    if not inside:
+        raise ValueError("no in-scope training examples in the given cases")
     limit = max_positions(model)
     device = next(model.parameters()).device
     opt = torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
@@ -95,14 +127,24 @@ def train_counterfactual(base: torch.nn.Module, tokenizer: Any, cases: Sequence[
     sched = torch.optim.lr_scheduler.LambdaLR(
         opt, lambda s: min(1.0, (s + 1) / warm) * 0.5 * (1 + math.cos(math.pi * min(1.0, s / config.steps))))
     losses: list[float] = []
-    order: list[int] = []
+    n_out = round(config.batch_size * config.retain_fraction) if outside else 0
+    streams = {"in": (inside, []), "out": (outside, [])}
+    pools = object_pools(cases)
+
+    def draw(kind: str, n: int) -> list[tuple[str, str]]:
+        pool, order = streams[kind]
+        out = []
+        for _ in range(n):
+            if not order:  # a fresh shuffled pass over the pool
+                order.extend(range(len(pool)))
+                rng.shuffle(order)
+            out.append(render(pool[order.pop()], pools, rng))
+        return out
+
     start = time.time()
     bar = tqdm(range(config.steps), desc="train serac", unit="step", disable=not progress)
     for step in bar:
-        if len(order) < config.batch_size:
-            order = list(range(len(pairs)))
-            rng.shuffle(order)
-        chunk = [pairs[order.pop()] for _ in range(min(config.batch_size, len(order)))]
+        chunk = draw("in", config.batch_size - n_out) + draw("out", n_out)
         batch = _batch(tokenizer, chunk, limit)
         if batch is None:
             continue
@@ -123,7 +165,7 @@ def train_counterfactual(base: torch.nn.Module, tokenizer: Any, cases: Sequence[
     model.eval()
     for p in model.parameters():
         p.requires_grad_(False)
-    info = {"steps": config.steps, "examples": len(pairs), "seconds": round(time.time() - start, 1),
+    info = {"steps": config.steps, "examples_in_scope": len(inside), "examples_out_of_scope": len(outside), "seconds": round(time.time() - start, 1),
             "final_loss": sum(losses[-50:]) / max(1, len(losses[-50:]))}
     if log:
         log(f"counterfactual model: {info}")

@@ -1,0 +1,45 @@
+"""IKE's quality on the bundled GPT-2 reference model (a few edits of its test split)."""
+
+import warnings
+
+import pytest
+
+pytestmark = pytest.mark.slow
+
+
+def _reference():
+    try:
+        import editmethods_testbed as tb
+
+        tb.model_path("gpt2")
+        if not tb.data_path("test").is_file() or not tb.data_path("train").is_file():
+            raise FileNotFoundError(tb.data_path("test"))
+    except (ImportError, FileNotFoundError, ValueError) as exc:
+        pytest.skip(f"the testbed-gpt2 reference model or its data is not built yet: {exc}")
+    return tb
+
+
+def test_ike_edits_the_reference_model_in_context():
+    tb = _reference()
+    from editmethods import Editor
+    from editmethods.loaders import load_requests
+    from editmethods_ike import hparams_path
+
+    editor = Editor.from_pretrained(tb.model_path("gpt2"))
+    requests = load_requests(tb.data_path("test"), limit=12)
+    base = editor.evaluate(requests, metrics=("reliability",))["reliability"].value
+    eff, para, loc = [], [], []
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        for r in requests:
+            handle = editor.edit(r, "ike", hparams_path("testbed-gpt2"))
+            report = editor.evaluate([r], metrics=("reliability", "generalization", "locality"))
+            eff += report["reliability"].per_case
+            para += report["generalization"].per_case
+            loc += report["locality"].per_case
+            editor.rollback(handle)
+    efficacy, paraphrase = sum(eff) / len(eff), sum(para) / len(para)
+    print(f"IKE on testbed-gpt2: efficacy {efficacy:.3f} (unedited {base:.3f}), "
+          f"paraphrase {paraphrase:.3f}, locality {sum(loc) / len(loc):.3f}")
+    assert efficacy >= 0.8 and efficacy > base + 0.5
+    assert paraphrase >= 0.6
