@@ -154,7 +154,7 @@ def greedy_continue(
         new: list[int] = []
         for _ in range(max_new_tokens):
             x = torch.tensor([ids + new], device=device)
-            nxt = int(model(input_ids=x).logits[0, -1].argmax())
+            nxt = int(model(input_ids=x, attention_mask=torch.ones_like(x)).logits[0, -1].argmax())
             if nxt == eos:
                 break
             new.append(nxt)

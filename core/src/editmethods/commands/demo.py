@@ -98,6 +98,9 @@ def register(cli: click.Group) -> None:
         from editmethods.benchmarking import reference_hparams, weights_digest
         from editmethods.loaders import load_requests
 
+        from transformers.utils import logging as hf_logging
+
+        hf_logging.disable_progress_bar()  # the demo's output is the story; no loading bars
         torch.manual_seed(0)
         started = time.perf_counter()
         try:

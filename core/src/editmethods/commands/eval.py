@@ -48,6 +48,7 @@ def register(cli: click.Group) -> None:
             click.echo(f"{len(run.failures)} edits failed (left out): {run.failures[0]['error']}")
         click.echo(f"model restored bit for bit after the run: {'yes' if run.restored else 'NO'}")
         if out:
-            write_json(out, {"model": model_name, "data": str(data), "hparams_source": str(hparams),
+            write_json(out, {"model": model_name, "data": str(data),
+                             "hparams_source": str(hparams) if hparams else None,
                              "unedited": unedited.to_dict(), "run": run.to_dict()})
             click.echo(f"wrote {out}")
