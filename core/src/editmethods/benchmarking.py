@@ -32,7 +32,7 @@ import os
 import threading
 import time
 from pathlib import Path
-from typing import Any, Iterable, Mapping, Sequence
+from typing import Any, Callable, Iterable, Mapping, Sequence
 
 import attrs
 import torch
@@ -407,11 +407,15 @@ def run_benchmark(
     model_name: str = "",
     data_name: str = "",
     progress: bool = True,
+    on_update: Callable[[BenchmarkResult], None] | None = None,
 ) -> BenchmarkResult:
     """Run every method in ``runs`` on the same model and requests.
 
     Methods that are not installed, or do not support the model or the mode, are skipped with
     the reason in :attr:`BenchmarkResult.skipped`.
+
+    :param on_update: called with the results so far after each method (e.g. to write them,
+        so that a long benchmark that is stopped keeps what it finished).
     """
     metrics = list(metrics) if metrics else None
     skipped: dict[str, str] = {}
@@ -426,6 +430,13 @@ def run_benchmark(
             skipped[run.label] = reason
         else:
             todo.append(run)
+    device = str(next(editor.model.parameters()).device)
+
+    def result() -> BenchmarkResult:
+        return BenchmarkResult(model=model_name, data=data_name, mode=mode, n=len(requests),
+                               unedited=unedited, runs=list(done), skipped=dict(skipped),
+                               device=device)
+
     for run in _progress(todo, len(todo), "methods", progress and len(todo) > 1):
         try:
             done.append(evaluate_method(editor, run.method, run.hparams, requests, mode=mode,
@@ -433,9 +444,9 @@ def run_benchmark(
                                         progress=progress))
         except EditmethodsError as exc:
             skipped[run.label] = f"failed: {exc}"
-    device = str(next(editor.model.parameters()).device)
-    return BenchmarkResult(model=model_name, data=data_name, mode=mode, n=len(requests),
-                           unedited=unedited, runs=done, skipped=skipped, device=device)
+        if on_update is not None:
+            on_update(result())
+    return result()
 
 
 #: ``MethodRun.hparams`` value that asks for the method package's file for the model alias.

@@ -54,16 +54,20 @@ def register(cli: click.Group) -> None:
             wanted = split_metrics(metrics) or config.get("metrics")
             requests = load_requests(data, format=data_format, limit=n, offset=offset)
             editor = Editor.from_pretrained(model_name, device=device, dtype=dtype)
+            out = Path(out_dir)
+            out.mkdir(parents=True, exist_ok=True)
+
+            def save(partial) -> None:  # after each method: a stopped run keeps what it did
+                (out / "bench.md").write_text(partial.to_markdown())
+                write_json(out / "bench.json", partial.to_dict())
+
             result = run_benchmark(editor, runs, requests, mode=mode, metrics=wanted,
                                    model_name=str(model_name), data_name=str(data),
-                                   progress=not no_progress)
+                                   progress=not no_progress, on_update=save)
         except EditmethodsError as exc:
             raise click.ClickException(str(exc)) from None
-        out = Path(out_dir)
-        out.mkdir(parents=True, exist_ok=True)
+        save(result)
         markdown = result.to_markdown()
-        (out / "bench.md").write_text(markdown)
-        write_json(out / "bench.json", result.to_dict())
         click.echo(markdown)
         written = [out / "bench.md", out / "bench.json"]
         if result.runs:
