@@ -123,3 +123,14 @@ def test_batched_greedy_generation_equals_one_at_a_time(model_type):
     prompts = ["The capital of France is", "Rome", "Miles Davis plays the", "The Eiffel Tower is in Paris and"]
     assert greedy_continue_batched(model, tok, prompts, max_new_tokens=10, batch_size=3) == \
         greedy_continue(model, tok, prompts, max_new_tokens=10)
+
+
+@pytest.mark.parametrize("module", ["editmethods.loaders", "editmethods.metrics.fluency",
+                                    "editmethods.metrics.counterfact", "editmethods.reporting"])
+def test_module_examples_run(module):
+    import doctest
+    import importlib
+
+    failures, _ = doctest.testmod(importlib.import_module(module),
+                                  optionflags=doctest.ELLIPSIS | doctest.NORMALIZE_WHITESPACE)
+    assert failures == 0
