@@ -50,6 +50,8 @@ def test_single_edits_reach_reliability_one_and_roll_back(editor):
     print(f"\nlora on testbed-gpt2, {N_EDITS} single edits: reliability {reliability}, "
           f"locality {locality}")
     assert reliability == [1.0] * N_EDITS
+    # measured 0.90 with testbed-gpt2.yaml (adapters on the last two MLPs); a floor, not a target
+    assert sum(locality) / len(locality) >= 0.75
     assert_same_state(editor.model, state)
 
 
@@ -62,6 +64,7 @@ def test_edits_accumulate_as_adapters(editor):
         report = {r.name: r for r in editor.evaluate(requests).results}
         print(f"\nlora on testbed-gpt2, 3 sequential edits: reliability "
               f"{report['reliability'].per_case}")
+        # measured 1.0 for all three; earlier adapters keep contributing
         assert report["reliability"].value >= 2 / 3
     finally:
         for h in reversed(handles):
