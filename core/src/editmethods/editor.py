@@ -285,9 +285,19 @@ class Editor:
         """Make an edit permanent; it can no longer be rolled back."""
         self._check_handle(handle)
         installed = self.plugins.method(handle.method)
+        ledger = self.ledger
+        # A commit may write weights that other live edits also touch (a LoRA merged into a
+        # weight an FT edit changed): carry the committed change into their kept originals,
+        # so that rolling those edits back keeps this one.
+        shared = [n for n in handle.update.reads if n in ledger.originals]
+        before = {n: get_parameter(self.model, n).detach().to("cpu", torch.float32, copy=True) for n in shared}
         if not self._call(installed, "commit", model=self.model, handle=handle):
             raise EditError(f"method {handle.method!r} cannot commit edits")
-        self.ledger.remove(handle)
+        for name, old in before.items():
+            now = get_parameter(self.model, name).detach().float().cpu()
+            original = ledger.originals[name]
+            ledger.originals[name] = (original.float() + (now - old)).to(original.dtype)
+        ledger.remove(handle)
 
     def _check_handle(self, handle: EditHandle) -> None:
         ledger = self.ledger
