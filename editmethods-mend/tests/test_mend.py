@@ -153,7 +153,7 @@ def test_train_command_writes_a_checkpoint(tmp_path, data_file):
     assert "editor written to" in result.output
     config = json.loads((out / CONFIG).read_text())
     assert config["training"]["steps_run"] <= 4
-    assert {"efficacy", "paraphrase", "neighborhood"} <= set(config["validation"])
+    assert {"efficacy", "paraphrase", "locality"} <= set(config["validation"])
 
 
 def test_train_group_is_shared_with_other_trainers():

@@ -39,12 +39,13 @@ def register(cli: click.Group) -> None:
     @click.option("--lr-lr", default=1e-4, show_default=True, help="Adam lr of the step sizes.")
     @click.option("--init-lr", default=1e-3, show_default=True, help="Initial step size.")
     @click.option("--batch-size", default=1, show_default=True, help="Edits per meta-step.")
-    @click.option("--val-every", default=250, show_default=True, help="Steps between validations.")
+    @click.option("--val-every", default=500, show_default=True, help="Steps between validations.")
+    @click.option("--val-cases", default=60, show_default=True, help="Validation edits per validation.")
     @click.option("--patience", default=5, show_default=True, help="Validations without gain before stopping.")
     @click.option("--seed", default=0, show_default=True)
     @click.option("--threads", default=1, show_default=True, help="torch threads.")
     def train_mend(model_name, data_path, val_path, out, layers, steps, minutes, rank, editor_lr,
-                   lr_lr, init_lr, batch_size, val_every, patience, seed, threads) -> None:
+                   lr_lr, init_lr, batch_size, val_every, val_cases, patience, seed, threads) -> None:
         """Meta-train a MEND editor for MODEL and write it as safetensors + JSON."""
         import random
         from pathlib import Path
@@ -71,7 +72,7 @@ def register(cli: click.Group) -> None:
                 n_val = max(1, len(cases) // 10)
                 val, cases = cases[:n_val], cases[n_val:]
             config = TrainConfig(layers=layer_list, rank=rank, init_lr=init_lr, editor_lr=editor_lr,
-                                 lr_lr=lr_lr, steps=steps, batch_size=batch_size, val_every=val_every,
+                                 lr_lr=lr_lr, steps=steps, batch_size=batch_size, val_every=val_every, val_cases=val_cases,
                                  patience=patience, max_minutes=minutes, seed=seed)
             folder = Path(out) if out else Path(
                 f"mend-{editor.model.config.model_type}-{model_hash(editor.model)[:10]}")
