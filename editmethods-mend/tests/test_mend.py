@@ -167,3 +167,43 @@ def test_train_group_is_shared_with_other_trainers():
     cli.add_command(other)
     register(cli)
     assert set(cli.commands["train"].commands) == {"serac", "mend"}
+
+
+def test_model_hash_is_the_base_models_while_edits_are_live():
+    from editmethods_mend import checkpoint
+
+    model = tiny_model("gpt2")
+    base = model_hash(model)
+    editor = make_editor(model)
+    handle = editor.edit(REQ, "mend", {"checkpoint": "untrained"})
+    checkpoint._hash_cache.pop(model, None)  # recompute from the weights as they are now
+    assert model_hash(model) == base
+    editor.rollback(handle)
+
+
+def test_trainer_runs_on_the_linear_layout(tmp_path, data_file):
+    from editmethods_mend.data import read_cases
+    from editmethods_mend.train import TrainConfig, train_editor
+
+    model = tiny_model("llama")
+    cases = read_cases(data_file)
+    result = train_editor(model, tiny_tokenizer(), BUILTIN["llama"], cases, cases[:2],
+                          tmp_path / "llama-editor",
+                          TrainConfig(rank=4, steps=3, val_every=3, val_cases=2, norm_warmup=5),
+                          progress=False)
+    config = json.loads((result.folder / CONFIG).read_text())
+    assert {p["layout"] for p in config["params"]} == {"out_in"}
+    editor = make_editor(model)
+    handle = editor.edit(REQ, "mend", {"checkpoint": str(result.folder)})
+    editor.rollback(handle)
+
+
+def test_reference_hparams_file_loads():
+    from importlib import resources
+
+    from editmethods.hparams import load_hparams
+    from editmethods_mend.hparams_mend import MENDHyperParams
+
+    path = resources.files("editmethods_mend") / "hparams" / "testbed-gpt2.yaml"
+    hp = load_hparams(MENDHyperParams, str(path), method="mend")
+    assert hp.checkpoint == "auto" and hp.layers == ()
