@@ -9,10 +9,13 @@ counterfactual model), and that row's logits are replaced by the ones read at th
 tokens. Callers therefore see logits aligned with the positions they passed, whatever the
 padding (right or left) and whatever the context's length.
 
-The row's tokens are kept as they are, except that the first one is re-tokenized in its
-mid-text form (``"ĠThe"`` after ``"Prompt:"``, as the model saw it in training) when the
-joint tokenization reproduces the remaining tokens exactly; otherwise the context's tokens
-are simply put in front of the row's.
+The row is re-tokenized after the context, so that its first word takes its mid-text form
+(``"ĠThe"`` after ``"Prompt:"``, as the model saw it in training; a name split into rare
+pieces may even split differently). Each of the row's tokens is mapped to its place in the
+joint tokenization: the longest tail that the joint tokenization reproduces exactly maps one
+to one, and the re-tokenized first word(s) map right-aligned, so the logits a caller reads
+after the prompt are exact. When the joint tokenization does not align at all, the context's
+tokens are put in front of the row's own.
 
 With a key/value cache (``generate``), each call passes only the newest tokens; the router
 keeps the token history of the cache it last saw, so routed rows are still answered from
@@ -165,19 +168,19 @@ class ContextRouter:
         for members in groups.values():
             answerer = routes[members[0]].model or self.model
             limit = max_positions(answerer)
-            seqs, spans = [], []
+            seqs, maps = [], []
             for b in members:
-                joint, start = self._joint(routes[b], rows[b][1], texts[b], limit)
+                joint, dst, before = self._joint(routes[b], rows[b][1], texts[b], limit)
                 seqs.append(joint)
-                spans.append(start)
+                maps.append((dst, before))
             routed = self._forward(answerer, seqs)
             for j, b in enumerate(members):
                 lead_pos, body, body_pos = rows[b]
-                start = spans[j]
+                dst, before = maps[j]
+                pairs = list(zip(body_pos, dst))
                 # the position before the body (a BOS, if any) predicts the body's first token
-                pairs = [(p, start + i) for i, p in enumerate(body_pos)]
                 if lead_pos is not None:
-                    pairs.append((lead_pos, start - 1))
+                    pairs.append((lead_pos, before))
                 for src, dst in pairs:
                     if src - offset >= 0:
                         new_logits[b, src - offset] = routed[j, dst].to(new_logits.dtype)
@@ -203,13 +206,11 @@ class ContextRouter:
             out.append((lead_pos, toks[lead:], pos[lead:]))
         return out
 
-    def _joint(self, route: Route, body: list[int], text: str, limit: int | None) -> tuple[list[int], int]:
-        """Token ids of ``{context} {row}`` and where the row's first token sits in them."""
+    def _joint(self, route: Route, body: list[int], text: str, limit: int | None) -> tuple[list[int], list[int], int]:
+        """Token ids of ``{context} {row}``, the index in them of each of the row's tokens,
+        and the index of the token just before the row (the end of the context)."""
         for n, context in enumerate(route.contexts):
-            joint = list(self.tokenizer(context + " " + text).input_ids)
-            tail = body[1:]
-            if len(joint) <= len(body) or (tail and joint[-len(tail):] != tail):
-                joint = list(self.tokenizer(context).input_ids) + list(body)
+            joint, dst, before = self._align(context, body, text)
             if limit is None or len(joint) <= limit:
                 if n:
                     self._warn_once(
@@ -218,11 +219,29 @@ class ContextRouter:
                         f"exceeds the model's {limit} positions; using a shorter context "
                         f"(alternative {n + 1} of {len(route.contexts)}, e.g. fewer demonstrations)",
                     )
-                return joint, len(joint) - len(body)
+                return joint, dst, before
         raise EditError(
             f"edit {route.label}: the query ({len(body)} tokens) plus the edit's shortest context "
             f"does not fit the model's {limit} positions; shorten the query (it is never cut)"
         )
+
+    def _align(self, context: str, body: list[int], text: str) -> tuple[list[int], list[int], int]:
+        ctx = list(self.tokenizer(context).input_ids)
+        joint = list(self.tokenizer(context + " " + text).input_ids)
+        c = len(ctx)
+        # the longest tail of the row that the joint tokenization reproduces exactly; the
+        # words before it (usually just the first) are re-tokenized in their mid-text form
+        m = 0
+        while m < len(body) and len(joint) - m > c and joint[-(m + 1)] == body[-(m + 1)]:
+            m += 1
+        if joint[:c] != ctx or m == 0 or (m < len(body) and len(joint) - m <= c):
+            joint = ctx + list(body)  # no clean alignment: the row's own tokens after the context
+            return joint, [c + j for j in range(len(body))], c - 1
+        head = len(body) - m  # row tokens re-tokenized as joint[c : len(joint) - m]
+        end_head = len(joint) - m
+        dst = [max(c, end_head - head + j) for j in range(head)]
+        dst += [end_head + i for i in range(m)]
+        return joint, dst, c - 1
 
     @torch.no_grad()
     def _forward(self, model: torch.nn.Module, seqs: list[list[int]]) -> torch.Tensor:
