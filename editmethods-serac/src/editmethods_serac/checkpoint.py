@@ -111,7 +111,8 @@ def resolve_checkpoint(checkpoint: str | None, model: torch.nn.Module) -> tuple[
 def _load(folder: str, mtime: float) -> torch.nn.Module:
     from transformers import AutoModelForCausalLM
 
-    model = AutoModelForCausalLM.from_pretrained(folder)
+    # bundled checkpoints are stored in float16 to stay small; compute in float32
+    model = AutoModelForCausalLM.from_pretrained(folder, dtype=torch.float32)
     model.eval()
     for p in model.parameters():
         p.requires_grad_(False)
