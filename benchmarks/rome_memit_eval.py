@@ -2,6 +2,8 @@
 
     python benchmarks/rome_memit_eval.py --model testbed-gpt2 --rome 100 --memit 10,50,100,500
 
+Cases are taken in subject-interleaved order (one fact of every subject before the second fact
+of any; the split files list a person's five facts together).
 ROME: each of the first N cases is edited alone, measured, and rolled back before the next.
 MEMIT: the first B cases are edited in one batch, measured, and rolled back, for each B.
 Metrics (``editmethods.metrics``): efficacy / paraphrase (P[new] > P[true] by mean token
@@ -35,8 +37,22 @@ def load(model: str, split: str, n: int, data_dir: str | None = None):
     editor = Editor.from_pretrained(model)
     data = (f"{data_dir}/{split}.json" if data_dir
             else f"pkg:editmethods_testbed/data/{split}.json")
-    requests = load_requests(data, limit=n)
+    requests = interleave_subjects(load_requests(data))[:n]
     return editor, requests
+
+
+def interleave_subjects(requests: Sequence[Any]) -> list:
+    """Reorder so that consecutive requests have different subjects (first fact of every
+    subject, then the second of every subject, ...). The reference splits list the facts of
+    one person together; a MEMIT batch of the first N would edit 5 facts of N/5 people."""
+    groups: dict[str, list] = {}
+    for r in requests:
+        groups.setdefault(r.subject, []).append(r)
+    out = []
+    depth = max((len(g) for g in groups.values()), default=0)
+    for i in range(depth):
+        out += [g[i] for g in groups.values() if i < len(g)]
+    return out
 
 
 def default_hparams(method: str, model: str) -> Path:
