@@ -37,8 +37,10 @@ def _requests(n: int) -> list:
             out += load_requests(f"pkg:editmethods_testbed/data/{split}.json")
         except Exception:  # a split that is absent: use the others
             continue
+    from rome_memit_eval import interleave_subjects
+
     seen, unique = set(), []
-    for r in out:  # one target per prompt in a batch
+    for r in interleave_subjects(out):  # distinct subjects first, as in the evaluation  # one target per prompt in a batch
         if r.prompt not in seen:
             seen.add(r.prompt)
             unique.append(r)
@@ -122,9 +124,11 @@ def memit_tables(editor: Any, hp_path: Path, sizes: list[int], z_compare: int) -
 
     hp = load_hparams(MEMITHyperParams, hp_path, method="memit")
     reqs = _requests(max(sizes + [z_compare]))
+    sys.stdout.reconfigure(line_buffering=True)
     editor.rollback(editor.edit(reqs[:2], "memit", hp))  # statistics cached
-    print("\nMEMIT (statistics cached)")
-    print(f"{'batch':>6} {'seconds':>8} {'s/edit':>8} {'z s':>8} {'efficacy':>9}")
+    if sizes:
+        print("\nMEMIT (statistics cached)")
+        print(f"{'batch':>6} {'seconds':>8} {'s/edit':>8} {'z s':>8} {'efficacy':>9}")
     for size in sizes:
         batch = reqs[:size]
         handle = editor.edit(batch, "memit", hp)
@@ -132,6 +136,8 @@ def memit_tables(editor: Any, hp_path: Path, sizes: list[int], z_compare: int) -
         editor.rollback(handle)
         print(f"{len(batch):>6} {handle.seconds:8.2f} {handle.seconds / len(batch):8.3f} "
               f"{handle.update.meta['seconds_z']:8.2f} {eff:9.3f}")
+    if not z_compare:
+        return
     batch = reqs[:z_compare]
     print(f"\nMEMIT z: batched vs one at a time (batch of {len(batch)})")
     print(f"{'z mode':>10} {'z s':>8} {'total s':>8} {'efficacy':>9}")
@@ -163,7 +169,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.rome_edits:
         rome_table(editor, rome_hp(args.model), args.rome_edits)
     sizes = [int(s) for s in args.memit_sizes.split(",") if s.strip()]
-    if sizes:
+    if sizes or args.z_compare:
         memit_tables(editor, memit_hp(args.model), sizes, args.z_compare)
     return 0
 
