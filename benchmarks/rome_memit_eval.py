@@ -139,6 +139,7 @@ def run_memit(editor: Any, requests: Sequence[Any], hparams: Any, sizes: Sequenc
         editor.rollback(handle)
         row = {m: mean(v) for m, v in per.items()}
         row.update(batch=len(batch), seconds=seconds, **key_distinctness(editor, batch, hp))
+        print("memit row:", {k: fmt(v) for k, v in row.items()}, flush=True)
         rows.append(row)
     return rows
 
