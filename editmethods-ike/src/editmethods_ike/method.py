@@ -21,6 +21,7 @@ from editmethods.errors import EditError
 from editmethods.types import EditHandle, EditRequest, Update
 from editmethods_ike.demonstrations import (
     Demonstration,
+    DemonstrationError,
     assemble,
     default_store_path,
     edit_context,
@@ -65,8 +66,6 @@ def get_store(hp: IKEHyperParams) -> DemonstrationStore:
     """The store named by ``hp.demonstrations`` (built once per file version and encoder)."""
     path = Path(hp.demonstrations) if hp.demonstrations else default_store_path()
     if not path.is_file():
-        from editmethods_ike.demonstrations import DemonstrationError
-
         raise DemonstrationError(f"demonstration store not found: {path} (hparam 'demonstrations')")
     return _store(str(path.resolve()), path.stat().st_mtime, hp.encoder, hp.seed)
 
