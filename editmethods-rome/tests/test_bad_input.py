@@ -85,3 +85,15 @@ def test_saved_rome_edit_is_two_vectors(editor, tmp_path):
     size = sum(p.stat().st_size for p in folder.rglob("*") if p.is_file())
     param = editor.model.get_parameter(delta.param)
     assert size < param.numel() * 4  # smaller than the dense matrix it stands for
+
+
+def test_locate_by_causal_tracing(editor):
+    from editmethods.hparams import load_hparams
+    from editmethods_rome import ROMEHyperParams
+    from editmethods_rome.method import locate_rome
+
+    hp = load_hparams(ROMEHyperParams, dict(HP, locate="causal_trace"))
+    loc = locate_rome(editor.model, editor.tokenizer, [REQ], hp, editor.architecture)
+    assert loc.info["source"] == "causal_trace"
+    assert 0 <= loc.layers[0] < editor.architecture.n_layers(editor.model)
+    assert loc.modules == (f"transformer.h.{loc.layers[0]}.mlp.c_proj",)
