@@ -1,6 +1,6 @@
 """Choose hyper-parameters on the validation split: a grid over a method's hparams.
 
-    python benchmarks/sweep.py --method ft --base benchmarks/hparams/ft-m-testbed-gpt2.yaml \
+    python benchmarks/sweep.py --method ft --base plugins/editmethods-ft/src/editmethods_ft/hparams/testbed-gpt2.yaml \
         --grid 'layers=[0];[2];[4]' --grid 'lr=0.001;0.005;0.02' -n 20
 
 Each grid point runs on the same cases (``--data``, default the reference model's val split)

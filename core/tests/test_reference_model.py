@@ -36,7 +36,7 @@ def fresh_plugins():
 def test_demo_runs_on_testbed_gpt2(monkeypatch):
     _testbed()
     monkeypatch.setenv(ENV_VAR, "ft,testbed")  # FT-M is always there; quick and deterministic
-    hparams = ROOT / "benchmarks" / "hparams" / "ft-m-testbed-gpt2.yaml"
+    hparams = ROOT / "plugins" / "editmethods-ft" / "src" / "editmethods_ft" / "hparams" / "testbed-gpt2.yaml"
     r = CliRunner().invoke(build_cli(), ["demo", "--method", "ft", "--hparams", str(hparams)],
                            catch_exceptions=False)
     assert r.exit_code == 0, r.output

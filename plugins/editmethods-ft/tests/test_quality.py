@@ -11,7 +11,7 @@ from editmethods import Editor
 from editmethods.plugins import Plugins
 
 ROOT = Path(__file__).resolve().parents[3]
-HPARAMS = ROOT / "benchmarks" / "hparams" / "ft-m-testbed-gpt2.yaml"
+HPARAMS = Path(editmethods_ft.plugin.__file__).parent / "hparams" / "testbed-gpt2.yaml"
 
 
 @pytest.fixture(scope="module")
