@@ -27,6 +27,19 @@ CORE_COMMANDS = (
 )
 
 
+def train_group(cli: click.Group) -> click.Group:
+    """The ``train`` group under which packages whose methods learn before they edit
+    (MEND, SERAC, ...) add their trainers: ``editmethods train NAME``."""
+    group = cli.commands.get("train")
+    if group is None:
+        group = click.Group(name="train", help="Train the networks that some methods need "
+                                                "before they can edit.")
+        cli.add_command(group)
+    if not isinstance(group, click.Group):
+        raise click.ClickException("a plugin registered `train` as a command, not a group")
+    return group
+
+
 def build_cli(plugins: Plugins | None = None) -> click.Group:
     """A fresh CLI group with the core's commands and every plugin's commands added."""
 

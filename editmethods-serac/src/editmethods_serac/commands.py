@@ -4,20 +4,7 @@ from __future__ import annotations
 
 import click
 
-_TRAIN_HELP = "Train the networks that some methods need before they can edit."
-
-
-def train_group(cli: click.Group) -> click.Group:
-    """The ``train`` group, created if no other plugin has created it yet (several method
-    packages add trainers to it)."""
-    group = cli.commands.get("train")
-    if group is None:
-        group = click.Group(name="train", help=_TRAIN_HELP)
-        cli.add_command(group)
-    if not isinstance(group, click.Group):
-        raise click.ClickException("another plugin registered `train` as a command, not a group")
-    return group
-
+from editmethods.cli import train_group
 
 def register(cli: click.Group) -> None:
     group = train_group(cli)
