@@ -60,7 +60,8 @@ class TargetScores:
         return [float(-lp.mean()) for lp in self.logprobs]
 
 
-def _pad(rows: list[list[int]], pad_id: int) -> tuple[torch.Tensor, torch.Tensor]:
+def pad_rows(rows: list[list[int]], pad_id: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Right-pad token id rows into ``(input_ids, attention_mask)`` tensors."""
     width = max(len(r) for r in rows)
     ids = torch.full((len(rows), width), pad_id, dtype=torch.long)
     mask = torch.zeros((len(rows), width), dtype=torch.long)
@@ -108,10 +109,10 @@ def score_targets(
     for start in range(0, len(pairs), batch_size):
         chunk = pairs[start : start + batch_size]
         if encoder_decoder:
-            enc_ids, enc_mask = _pad([p for p, _ in chunk], pad)
+            enc_ids, enc_mask = pad_rows([p for p, _ in chunk], pad)
             start_id = model.config.decoder_start_token_id
             dec_rows = [[start_id] + t[:-1] for _, t in chunk]
-            dec_ids, dec_mask = _pad(dec_rows, pad)
+            dec_ids, dec_mask = pad_rows(dec_rows, pad)
             out = model(input_ids=enc_ids.to(device), attention_mask=enc_mask.to(device),
                         decoder_input_ids=dec_ids.to(device), decoder_attention_mask=dec_mask.to(device))
             logp = torch.log_softmax(out.logits.float(), dim=-1)
@@ -122,7 +123,7 @@ def score_targets(
                 preds.append(rows.argmax(-1).cpu())
                 tgts.append(tt.cpu())
         else:
-            ids, mask = _pad([p + t for p, t in chunk], pad)
+            ids, mask = pad_rows([p + t for p, t in chunk], pad)
             out = model(input_ids=ids.to(device), attention_mask=mask.to(device))
             logp = torch.log_softmax(out.logits.float(), dim=-1)
             for i, (p, t) in enumerate(chunk):
@@ -184,7 +185,7 @@ def greedy_continue_batched(
     for start in range(0, len(prompts), batch_size):
         rows = [list(tokenizer(p).input_ids) for p in prompts[start : start + batch_size]]
         lengths = torch.tensor([len(r) for r in rows])
-        ids, mask = _pad([r + [pad] * max_new_tokens for r in rows], pad)
+        ids, mask = pad_rows([r + [pad] * max_new_tokens for r in rows], pad)
         mask.zero_()
         for i, r in enumerate(rows):
             mask[i, : len(r)] = 1

@@ -14,7 +14,7 @@ from torch.func import functional_call
 
 from editmethods.architectures import Architecture, get_module
 from editmethods.errors import EditError
-from editmethods.scoring import model_device, pad_id, target_ids
+from editmethods.scoring import model_device, pad_id, pad_rows, target_ids
 from editmethods.types import Delta, EditRequest, Location, Update
 from editmethods_ft.hparams_ft import FTHyperParams
 
@@ -35,12 +35,7 @@ def _batch(tokenizer: Any, requests: Sequence[EditRequest], max_length: int, dev
         p = p[-max_length:]
         rows.append(p + t)
         spans.append((len(p), len(t)))
-    width = max(len(x) for x in rows)
-    ids = torch.full((len(rows), width), pad_id(tokenizer), dtype=torch.long)
-    mask = torch.zeros_like(ids)
-    for i, x in enumerate(rows):
-        ids[i, : len(x)] = torch.tensor(x)
-        mask[i, : len(x)] = 1
+    ids, mask = pad_rows(rows, pad_id(tokenizer))
     return ids.to(device), mask.to(device), spans
 
 

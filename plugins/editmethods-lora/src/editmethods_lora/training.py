@@ -16,7 +16,7 @@ import torch
 from tqdm.auto import tqdm
 
 from editmethods.errors import EditError
-from editmethods.scoring import model_device, pad_id, target_ids
+from editmethods.scoring import model_device, pad_id, pad_rows, target_ids
 from editmethods.types import EditRequest
 from editmethods_lora import adapters
 from editmethods_lora.hparams_lora import LoRAHyperParams
@@ -54,13 +54,13 @@ def target_nll(model: torch.nn.Module, tokenizer: Any, requests: Sequence[EditRe
         p, t = target_ids(tokenizer, r.prompt, r.target_text)
         pairs.append((p[-max_length:], t))
     if getattr(model.config, "is_encoder_decoder", False):
-        enc = _padded([p for p, _ in pairs], pad, device)
-        labels = _padded([t for _, t in pairs], -100, device)
+        enc = _padded_on([p for p, _ in pairs], pad, device)
+        labels = _padded_on([t for _, t in pairs], -100, device)
         out = model(input_ids=enc[0], attention_mask=enc[1], labels=labels[0])
         logp = torch.log_softmax(out.logits.float(), dim=-1)
         rows = [logp[i, : len(t)] for i, (_, t) in enumerate(pairs)]
     else:
-        ids, mask = _padded([p + t for p, t in pairs], pad, device)
+        ids, mask = _padded_on([p + t for p, t in pairs], pad, device)
         out = model(input_ids=ids, attention_mask=mask)
         logp = torch.log_softmax(out.logits.float(), dim=-1)
         rows = [logp[i, len(p) - 1 : len(p) - 1 + len(t)] for i, (p, t) in enumerate(pairs)]
@@ -69,13 +69,8 @@ def target_nll(model: torch.nn.Module, tokenizer: Any, requests: Sequence[EditRe
     return torch.stack(losses).mean()
 
 
-def _padded(rows: list[list[int]], fill: int, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
-    width = max(len(r) for r in rows)
-    ids = torch.full((len(rows), width), fill, dtype=torch.long)
-    mask = torch.zeros((len(rows), width), dtype=torch.long)
-    for i, r in enumerate(rows):
-        ids[i, : len(r)] = torch.tensor(r, dtype=torch.long)
-        mask[i, : len(r)] = 1
+def _padded_on(rows: list[list[int]], fill: int, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
+    ids, mask = pad_rows(rows, fill)
     return ids.to(device), mask.to(device)
 
 
