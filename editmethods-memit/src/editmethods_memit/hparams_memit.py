@@ -16,12 +16,10 @@ from attrs import validators as v
 
 from editmethods_rome.contexts import MEMIT_STARTS
 from editmethods_rome.hparams_rome import (
-    FactToken,
+    LocateThenEditHyperParams,
     _check_length_params,
     _length_params,
-    _optional_template,
 )
-from editmethods.hparams import HyperParams
 
 
 def _layers(instance, attribute, value):
@@ -32,7 +30,7 @@ def _layers(instance, attribute, value):
 
 
 @attrs.frozen
-class MEMITHyperParams(HyperParams):
+class MEMITHyperParams(LocateThenEditHyperParams):
     """MEMIT: z at the last edit layer's residual, the residual spread over the layers.
 
     Defaults are the paper's GPT-2 XL values except the layers (0 and 1 here: set them per
@@ -42,23 +40,13 @@ class MEMITHyperParams(HyperParams):
     layers: tuple[int, ...] = attrs.field(default=(0, 1), converter=tuple, validator=_layers)
     #: EasyEdit's key: only "all" (every listed layer is edited) is defined by the paper.
     layer_selection: Literal["all"] = "all"
-    fact_token: FactToken = "subject_last"
-    v_num_grad_steps: int = attrs.field(default=20, validator=v.ge(1))
-    v_lr: float = attrs.field(default=0.5, validator=v.gt(0))
-    v_loss_layer: int | None = None
-    v_weight_decay: float = attrs.field(default=0.5, validator=v.ge(0))
     #: ‖δ‖ ≤ clamp_norm_factor · ‖z₀‖ (z₀: the residual at the subject, last edit layer).
     clamp_norm_factor: float = attrs.field(default=0.75, validator=v.gt(0))
-    kl_factor: float = attrs.field(default=0.0625, validator=v.ge(0))
-    v_early_stop: float = attrs.field(default=5e-2, validator=v.ge(0))
-    mom2_adjustment: bool = True
     #: λ, absolute (the papers' unit). Ignored when ``mom2_update_weight_per_dim`` is set.
     mom2_update_weight: float = attrs.field(default=20_000.0, validator=v.gt(0))
     #: λ / d_in: the transferable unit (see the module docstring).
     mom2_update_weight_per_dim: float | None = attrs.field(default=None,
                                                            validator=v.optional(v.gt(0)))
-    #: C + mom2_ridge · trace(C)/d · I (0 = the paper).
-    mom2_ridge: float = attrs.field(default=0.0, validator=v.ge(0))
     #: MEMIT's prefixes: 5 of 10 tokens after "The", "Therefore", "Because", "I", "You".
     context_template_length_params: tuple[tuple[int, int], ...] = attrs.field(
         default=((10, 5),), converter=_length_params, validator=_check_length_params)
@@ -68,18 +56,6 @@ class MEMITHyperParams(HyperParams):
     #: or one edit at a time as the reference code does ("sequential").
     z_batch_size: int = attrs.field(default=64, validator=v.ge(1))
     z_mode: Literal["batched", "sequential"] = "batched"
-    rewrite_module_tmp: str | None = attrs.field(default=None, validator=_optional_template)
-    layer_module_tmp: str | None = attrs.field(default=None, validator=_optional_template)
-    mlp_module_tmp: str | None = attrs.field(default=None, validator=_optional_template)
-    attn_module_tmp: str | None = attrs.field(default=None, validator=_optional_template)
-    ln_f_module: str | None = None
-    lm_head_module: str | None = None
-    mom2_dataset: str = "wikipedia"
-    mom2_n_samples: int = attrs.field(default=100_000, validator=v.ge(1))
-    mom2_dtype: Literal["float32", "float64"] = "float64"
-    mom2_max_length: int = attrs.field(default=256, validator=v.ge(1))
-    mom2_token_budget: int = attrs.field(default=8192, validator=v.ge(1))
-    locate: Literal["hparams", "causal_trace"] = "hparams"
 
     def lam(self, d_in: int) -> float:
         """λ for a key width ``d_in``."""

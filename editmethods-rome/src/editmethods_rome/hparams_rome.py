@@ -36,16 +36,11 @@ def _optional_template(instance, attribute, value):
 
 
 @attrs.frozen
-class ROMEHyperParams(HyperParams):
-    """ROME: a rank-one update of one MLP output projection (Meng et al., 2022).
+class LocateThenEditHyperParams(HyperParams):
+    """What ROME and MEMIT share: the value optimization at the subject token, the corpus
+    statistics, and EasyEdit's module templates. Each method adds its own layers, clamp and
+    context prefixes."""
 
-    Defaults are the paper's GPT-2 XL values except the layer (0: the only layer every model
-    has; set it per model, see the shipped YAML files) and ``variant`` (chosen by
-    measurement, see the README).
-    """
-
-    layers: tuple[int, ...] = attrs.field(default=(0,), converter=tuple,
-                                          validator=v.and_(v.min_len(1), v.max_len(1)))
     fact_token: FactToken = "subject_last"
     #: Steps, learning rate, weight decay and KL weight of the v* optimization.
     v_num_grad_steps: int = attrs.field(default=20, validator=v.ge(1))
@@ -53,8 +48,6 @@ class ROMEHyperParams(HyperParams):
     #: The loss is read from the model's logits (the last layer); kept for EasyEdit's files.
     v_loss_layer: int | None = None
     v_weight_decay: float = attrs.field(default=0.5, validator=v.ge(0))
-    #: ‖δ‖ ≤ clamp_norm_factor · ‖v₀‖ (v₀: the original value at the subject token).
-    clamp_norm_factor: float = attrs.field(default=4.0, validator=v.gt(0))
     kl_factor: float = attrs.field(default=0.0625, validator=v.ge(0))
     #: Stop optimizing v* once the target's NLL is below this.
     v_early_stop: float = attrs.field(default=5e-2, validator=v.ge(0))
@@ -62,17 +55,6 @@ class ROMEHyperParams(HyperParams):
     mom2_adjustment: bool = True
     #: C + mom2_ridge · trace(C)/d · I before solving (0 = the paper; small models need ~0.1).
     mom2_ridge: float = attrs.field(default=0.0, validator=v.ge(0))
-    #: [[tokens, count], ...] of generated context prefixes (ROME: 10 of 5 and 10 of 10).
-    context_template_length_params: tuple[tuple[int, int], ...] = attrs.field(
-        default=((5, 10), (10, 10)), converter=_length_params, validator=_check_length_params)
-    #: Seed of the prefix sampler.
-    context_seed: int = 0
-    #: "original": key k* averaged over the prefixes in C⁻¹k*, but the bare prompt's key and
-    #: value in W k* (the paper's code); "consistent": the averaged key and value everywhere
-    #: (r-ROME, Gupta et al. 2024).
-    variant: Literal["original", "consistent"] = "consistent"
-    #: EasyEdit's switch for the same choice (True = "original"); overrides ``variant``.
-    original_implementation: bool | None = None
     #: Module templates (``{}`` = layer); ``None`` = the architecture's own paths.
     rewrite_module_tmp: str | None = attrs.field(default=None, validator=_optional_template)
     layer_module_tmp: str | None = attrs.field(default=None, validator=_optional_template)
@@ -91,6 +73,32 @@ class ROMEHyperParams(HyperParams):
     mom2_token_budget: int = attrs.field(default=8192, validator=v.ge(1))
     #: Where layers come from: the ``layers`` field, or causal tracing (when installed).
     locate: Literal["hparams", "causal_trace"] = "hparams"
+
+
+@attrs.frozen
+class ROMEHyperParams(LocateThenEditHyperParams):
+    """ROME: a rank-one update of one MLP output projection (Meng et al., 2022).
+
+    Defaults are the paper's GPT-2 XL values except the layer (0: the only layer every model
+    has; set it per model, see the shipped YAML files) and ``variant`` (chosen by
+    measurement, see the README).
+    """
+
+    layers: tuple[int, ...] = attrs.field(default=(0,), converter=tuple,
+                                          validator=v.and_(v.min_len(1), v.max_len(1)))
+    #: ‖δ‖ ≤ clamp_norm_factor · ‖v₀‖ (v₀: the original value at the subject token).
+    clamp_norm_factor: float = attrs.field(default=4.0, validator=v.gt(0))
+    #: [[tokens, count], ...] of generated context prefixes (ROME: 10 of 5 and 10 of 10).
+    context_template_length_params: tuple[tuple[int, int], ...] = attrs.field(
+        default=((5, 10), (10, 10)), converter=_length_params, validator=_check_length_params)
+    #: Seed of the prefix sampler.
+    context_seed: int = 0
+    #: "original": key k* averaged over the prefixes in C⁻¹k*, but the bare prompt's key and
+    #: value in W k* (the paper's code); "consistent": the averaged key and value everywhere
+    #: (r-ROME, Gupta et al. 2024).
+    variant: Literal["original", "consistent"] = "consistent"
+    #: EasyEdit's switch for the same choice (True = "original"); overrides ``variant``.
+    original_implementation: bool | None = None
 
     @property
     def layer(self) -> int:
