@@ -334,7 +334,7 @@ def evaluate_method(
                 editor.rollback_all()
         else:
             # Locality compares against the unedited model for every request.
-            editor._remember_pre_edit(requests)
+            editor.remember_unedited(requests)
             if mode == "batch":
                 done = edit(requests)
             else:

@@ -189,7 +189,7 @@ class Editor:
                 "compute_update; it must return an Update"
             )
         self._check_update(update)
-        self._remember_pre_edit(batch)
+        self.remember_unedited(batch)
         return self._apply(installed, update, hp, location, batch, start)
 
     def _apply(self, installed: InstalledMethod, update: Update, hp: HyperParams,
@@ -249,9 +249,11 @@ class Editor:
                     f"the parameter has {tuple(param.shape)}"
                 )
 
-    def _remember_pre_edit(self, batch: Iterable[EditRequest]) -> None:
-        """Keep the unedited model's predictions on locality prompts (locality compares
-        against them)."""
+    def remember_unedited(self, batch: Iterable[EditRequest]) -> None:
+        """Record the model's current predictions on the locality prompts of ``batch``, which
+        ``evaluate`` compares against for locality. :meth:`edit` does this for the requests it
+        edits; call it first when edits of other requests will come before the evaluation
+        (sequential runs), so that locality is measured against the unedited model."""
         pairs = [p for r in batch for p in r.locality
                  if locality_key(p.prompt, p.answer) not in self._pre_edit]
         if pairs:
@@ -372,7 +374,7 @@ class Editor:
                 )
         self._check_location(saved.location)
         self._check_update(saved.update)
-        self._remember_pre_edit(saved.requests)
+        self.remember_unedited(saved.requests)
         return self._apply(installed, saved.update, hp, saved.location, saved.requests,
                            time.perf_counter())
 
