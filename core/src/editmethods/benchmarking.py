@@ -40,6 +40,7 @@ import torch
 from editmethods.editor import Editor, HParamsSource
 from editmethods.errors import EditmethodsError, RequestError
 from editmethods.evaluation import EvalReport
+from editmethods.hparams import shipped_hparams
 from editmethods.metrics.counterfact import harmonic_mean
 from editmethods.plugins import Plugins
 from editmethods.types import EditHandle, EditRequest, MetricResult
@@ -492,10 +493,11 @@ def reference_hparams(plugins: Plugins, method: str, model_name: str) -> Path | 
         module_file = getattr(sys.modules.get(type(plugin).__module__), "__file__", None)
     if module_file is None:
         return None
-    folder = Path(module_file).resolve().parent / "hparams"
-    for name in (f"{model_name}.yaml", f"{method}-{model_name}.yaml"):
-        if (folder / name).is_file():
-            return folder / name
+    for name in (model_name, f"{method}-{model_name}"):
+        try:
+            return shipped_hparams(module_file, name, method=method)
+        except FileNotFoundError:
+            continue
     return None
 
 

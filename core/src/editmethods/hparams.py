@@ -213,3 +213,20 @@ def save_hparams(hparams: HyperParams, path: str | Path) -> None:
         path.write_text(json.dumps(data, indent=2))
     else:
         path.write_text(yaml.safe_dump(data, sort_keys=False))
+
+
+def shipped_hparams(package_file: str | Path, name: str, *, method: str) -> Path:
+    """The hyper-parameter file ``name`` that a method package ships.
+
+    Convention: a method package keeps its files (the papers' values for public models, and
+    values tuned for the reference models) in ``hparams/<name>.yaml`` next to the module
+    given as ``package_file`` (pass ``__file__``).
+
+    :raises FileNotFoundError: naming the files the package does ship.
+    """
+    folder = Path(package_file).resolve().parent / "hparams"
+    path = folder / f"{name}.yaml"
+    if not path.is_file():
+        known = ", ".join(sorted(p.stem for p in folder.glob("*.yaml"))) or "none"
+        raise FileNotFoundError(f"no shipped {method} hparams for {name!r} (shipped: {known})")
+    return path

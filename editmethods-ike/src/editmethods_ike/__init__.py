@@ -20,6 +20,6 @@ __all__ = [
 
 def hparams_path(name: str = "ike") -> str:
     """Path of a bundled hparams file (``ike`` or ``testbed-gpt2``)."""
-    from pathlib import Path
+    from editmethods.hparams import shipped_hparams
 
-    return str(Path(__file__).parent / "hparams" / f"{name}.yaml")
+    return str(shipped_hparams(__file__, name, method="IKE"))

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from editmethods.hparams import shipped_hparams
+
 from editmethods_memit.hparams_memit import MEMITHyperParams
 
 HPARAMS_DIR = Path(__file__).resolve().parent / "hparams"
@@ -11,11 +13,7 @@ HPARAMS_DIR = Path(__file__).resolve().parent / "hparams"
 
 def hparams_path(model: str) -> Path:
     """The shipped hparams file for ``model`` (e.g. ``"gpt2-xl"``, ``"testbed-gpt2"``)."""
-    path = HPARAMS_DIR / f"{model}.yaml"
-    if not path.is_file():
-        known = ", ".join(sorted(p.stem for p in HPARAMS_DIR.glob("*.yaml")))
-        raise FileNotFoundError(f"no shipped MEMIT hparams for {model!r} (shipped: {known})")
-    return path
+    return shipped_hparams(__file__, model, method="MEMIT")
 
 
 __all__ = ["HPARAMS_DIR", "MEMITHyperParams", "hparams_path"]

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from editmethods.hparams import shipped_hparams
+
 from editmethods_rome.hparams_rome import ROMEHyperParams
 
 HPARAMS_DIR = Path(__file__).resolve().parent / "hparams"
@@ -17,11 +19,7 @@ HPARAMS_DIR = Path(__file__).resolve().parent / "hparams"
 
 def hparams_path(model: str) -> Path:
     """The shipped hparams file for ``model`` (e.g. ``"gpt2-xl"``, ``"testbed-gpt2"``)."""
-    path = HPARAMS_DIR / f"{model}.yaml"
-    if not path.is_file():
-        known = ", ".join(sorted(p.stem for p in HPARAMS_DIR.glob("*.yaml")))
-        raise FileNotFoundError(f"no shipped ROME hparams for {model!r} (shipped: {known})")
-    return path
+    return shipped_hparams(__file__, model, method="ROME")
 
 
 __all__ = ["HPARAMS_DIR", "ROMEHyperParams", "hparams_path"]
