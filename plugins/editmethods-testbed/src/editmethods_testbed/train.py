@@ -27,7 +27,7 @@ ARCH_DEFAULTS: dict[str, dict[str, Any]] = {
 # -- tokenizer ------------------------------------------------------------------------------
 
 
-def train_tokenizer(world, vocab_size: int = 2048):
+def train_tokenizer(world, vocab_size: int = 3072):
     """A byte-level BPE tokenizer trained on the world's text, as a PreTrainedTokenizerFast."""
     from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
     from transformers import PreTrainedTokenizerFast
