@@ -203,7 +203,7 @@ def train(
     lr: float = 3e-3,
     demos_per_epoch: int | None = None,
     fact_fraction: float = 0.5,
-    vocab_size: int = 2048,
+    vocab_size: int = 3072,
     tok=None,
     progress: bool = True,
     threads: int | None = None,
