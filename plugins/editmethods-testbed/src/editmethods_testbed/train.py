@@ -27,7 +27,7 @@ ARCH_DEFAULTS: dict[str, dict[str, Any]] = {
 # -- tokenizer ------------------------------------------------------------------------------
 
 
-def train_tokenizer(world, vocab_size: int = 3072):
+def train_tokenizer(world, vocab_size: int = 2048):
     """A byte-level BPE tokenizer trained on the world's text, as a PreTrainedTokenizerFast."""
     from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
     from transformers import PreTrainedTokenizerFast
@@ -203,7 +203,7 @@ def train(
     lr: float = 3e-3,
     demos_per_epoch: int | None = None,
     fact_fraction: float = 0.5,
-    vocab_size: int = 3072,
+    vocab_size: int = 2048,
     tok=None,
     progress: bool = True,
     threads: int | None = None,

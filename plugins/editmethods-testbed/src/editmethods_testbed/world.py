@@ -151,32 +151,23 @@ FIRST_NAMES = (
     "Ugo", "Vera", "Wendel", "Yara", "Zeno", "Agnes", "Bruno", "Clara", "Dmitri", "Edda",
     "Felix", "Greta", "Hugo", "Ida", "Jonas", "Kira", "Leon", "Mara", "Nils", "Olga",
 )
-# Surnames are two pieces: a capitalized onset shared by several people and a lower-case
-# ending that is each person's own (and, through the tokenizer corpus, one token of its own).
-# The subject's last token is where ROME and MEMIT read the key: with endings shared by 4-7
-# people (the first reference models), keys of different people reached cosine 0.999 and a
-# MEMIT batch of 100 kept only 66% of the other subjects' facts. First names and onsets stay
-# shared, so names look alike on the surface, as real names do.
+# Surnames are two pieces: a capitalized onset and a lower-case ending, from pools of 40 x 50
+# (2,000 combinations). Each piece is shared by several people but each full name is unique:
+# the model must combine pieces to identify a person (facts do not sit in one embedding),
+# while the last piece alone is shared by few subjects (keys stay distinct).
 SURNAME_ONSETS = (
     "Bar", "Cal", "Dun", "Ev", "Fal", "Gor", "Hav", "Kal", "Lin", "Mor", "Nav", "Pel",
     "Rav", "Sev", "Tal", "Var", "Wil", "Zan", "Ost", "Brem", "Cor", "Dra", "Esk", "Fern",
     "Grim", "Hal", "Isk", "Jas", "Kor", "Lud", "Mal", "Nor", "Orm", "Pra", "Quar", "Rud",
     "Stav", "Tor", "Ulm", "Vos",
 )
-_ENDING_VOWELS = "aeiou"
-_ENDING_CODAS = ("b", "d", "g", "k", "l", "m", "n", "r", "s", "t", "v", "x", "z", "nd", "rk",
-                 "lt", "sk", "st", "rn", "th", "sh", "ng", "ff", "ll", "rv", "mb")
-_ENDING_TAILS = ("", "a", "o", "i", "e", "y")
-
-
-def surname_endings(n: int, seed: int) -> list[str]:
-    """``n`` distinct surname endings (vowel + consonants + optional vowel), seeded."""
-    pool = sorted({v + c + t for v in _ENDING_VOWELS for c in _ENDING_CODAS for t in _ENDING_TAILS})
-    if n > len(pool):
-        raise ValueError(f"n_people={n} exceeds the {len(pool)} surname endings")
-    random.Random(f"endings:{seed}").shuffle(pool)
-    return pool[:n]
-
+SURNAME_ENDINGS = (
+    "ek", "ol", "im", "um", "ar", "es", "ov", "in", "et", "and", "orn", "isk", "ado",
+    "enko", "ova", "oth", "iel", "ung", "ard", "elle", "ani", "ovic", "ers", "ino", "ath",
+    "olt", "ige", "usk", "emo", "aya", "ond", "irt", "ech", "abel", "ure", "ost", "ikka",
+    "anth", "omir", "evo", "ulf", "ache", "erry", "ista", "oni", "ams", "ype", "ola",
+    "ussi", "eld",
+)
 
 LANGUAGE_NAMES = {
     "en": "English", "fr": "French", "es": "Spanish", "pt": "Portuguese", "de": "German",
@@ -369,13 +360,30 @@ def build_world(
     birth_pool = sorted(rng.sample(city_names, min(n_birth_cities, len(city_names))))
     languages = sorted({c["language"] for c in countries} | {"English", "French", "Spanish", "German"})
 
-    # people: first name + onset + an ending of their own (see SURNAME_ONSETS)
-    endings = surname_endings(n_people, seed)
-    firsts = [FIRST_NAMES[i % len(FIRST_NAMES)] for i in range(n_people)]
-    onsets = [SURNAME_ONSETS[i % len(SURNAME_ONSETS)] for i in range(n_people)]
-    rng.shuffle(firsts)
-    rng.shuffle(onsets)
-    people = [f"{f} {a}{b}" for f, a, b in zip(firsts, onsets, endings)]
+    # people: unique names, first name + two-piece surname
+    combos = [(f, a + b) for f in FIRST_NAMES for a in SURNAME_ONSETS for b in SURNAME_ENDINGS]
+    if n_people > len(FIRST_NAMES) * len(SURNAME_ONSETS) * len(SURNAME_ENDINGS):
+        raise ValueError(f"n_people={n_people} exceeds the name space")
+    # spread surnames: prefer unused surname pieces so pieces are shared evenly
+    people: list[str] = []
+    used_surnames: set[str] = set()
+    onset_use = {a: 0 for a in SURNAME_ONSETS}
+    end_use = {b: 0 for b in SURNAME_ENDINGS}
+    first_use = {f: 0 for f in FIRST_NAMES}
+    while len(people) < n_people:
+        a = min(SURNAME_ONSETS, key=lambda x: (onset_use[x], rng.random()))
+        b = min(SURNAME_ENDINGS, key=lambda x: (end_use[x], rng.random()))
+        f = min(FIRST_NAMES, key=lambda x: (first_use[x], rng.random()))
+        if a + b in used_surnames:
+            b = rng.choice(SURNAME_ENDINGS)
+            if a + b in used_surnames:
+                continue
+        used_surnames.add(a + b)
+        onset_use[a] += 1
+        end_use[b] += 1
+        first_use[f] += 1
+        people.append(f"{f} {a}{b}")
+    del combos
 
     pools = {
         "birth_city": birth_pool,
@@ -510,12 +518,5 @@ def tokenizer_corpus(world: World, repeat_objects: int = 30) -> list[str]:
     for _ in range(repeat_objects // 3):
         lines.extend(firsts)
         lines.extend(subjects)
-    # each ending after every other onset: the ending becomes a token, while each whole
-    # surname still occurs once (below), so that no merge makes it a single token
-    for p in world.people:
-        surname = p.split(" ")[-1]
-        onset = next(o for o in SURNAME_ONSETS if surname.startswith(o))
-        ending = surname[len(onset):]
-        lines.append(" ".join(" " + o + ending for o in SURNAME_ONSETS if o != onset) + ".")
     lines.append(" ".join(" " + p for p in world.people))
     return lines
