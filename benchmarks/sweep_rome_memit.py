@@ -2,8 +2,9 @@
 
     python benchmarks/sweep_rome_memit.py --model testbed-gpt2 [--rome-n 30] [--memit-batch 50]
 
-Runs on the *validation* split (the test split is kept for the README's numbers), starting
-from the shipped file for the model and changing a few values at a time:
+Runs ROME on the *validation* split and MEMIT's batch on the *train* split (the test split is
+kept for the README's numbers; MEMIT needs as many distinct subjects as edits), starting from
+the shipped file for the model and changing a few values at a time:
 
 ROME, stage 1: the layer × the variant (original / consistent); stage 2, at the best layer:
 the ridge (× trace(C)/d) × the clamp (× ‖v₀‖). MEMIT: the layer range × λ per key dimension.
@@ -62,10 +63,10 @@ def sweep_rome(editor: Any, requests: list, base: dict) -> dict:
 
 def sweep_memit(editor: Any, requests: list, base: dict, batch: int) -> dict:
     n_layers = editor.architecture.n_layers(editor.model)
-    ranges = [[0, 1], [1, 2]]
+    ranges = [[0, 1], [1, 2], [0, 1, 2]]
     ranges = [r for r in ranges if max(r) < n_layers]
     rows = []
-    for layers, lam in itertools.product(ranges, (0.02, 0.05, 0.1, 0.2)):
+    for layers, lam in itertools.product(ranges, (0.03, 0.1, 0.3)):
         cfg = {"layers": layers, "mom2_update_weight_per_dim": lam}
         (res,) = run_memit(editor, requests, dict(base, **cfg), [batch])
         rows.append(_row(cfg, res))
@@ -79,14 +80,17 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--model", default="testbed-gpt2")
     parser.add_argument("--split", default="val")
     parser.add_argument("--rome-n", type=int, default=30)
-    parser.add_argument("--memit-batch", type=int, default=50)
+    parser.add_argument("--memit-batch", type=int, default=100)
+    parser.add_argument("--memit-split", default="train",
+                        help="split for MEMIT's batch: it needs as many distinct subjects as edits "
+                             "(two edits of one subject share its key); the reference val split "
+                             "has 42 people, train 153")
     parser.add_argument("--only", choices=["rome", "memit"], default=None)
     parser.add_argument("--data-dir", default=None, help="folder with {split}.json")
     parser.add_argument("--rome-hparams", default=None, help="base file (default: shipped)")
     parser.add_argument("--memit-hparams", default=None, help="base file (default: shipped)")
     args = parser.parse_args(argv)
-    editor, requests = load(args.model, args.split, max(args.rome_n, args.memit_batch),
-                             args.data_dir)
+    editor, requests = load(args.model, args.split, args.rome_n, args.data_dir)
     if args.only != "memit":
         path = Path(args.rome_hparams) if args.rome_hparams else default_hparams("rome", args.model)
         base = yaml.safe_load(path.read_text())
@@ -94,7 +98,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.only != "rome":
         path = Path(args.memit_hparams) if args.memit_hparams else default_hparams("memit", args.model)
         base = yaml.safe_load(path.read_text())
-        sweep_memit(editor, requests, base, args.memit_batch)
+        _, batch = load(args.model, args.memit_split, args.memit_batch, args.data_dir)
+        sweep_memit(editor, batch, base, args.memit_batch)
     return 0
 
 
