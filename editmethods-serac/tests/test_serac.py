@@ -100,7 +100,7 @@ def test_learned_scope_classifier_is_saved_and_used_by_default(checkpoint):
 
     editor = make_editor()
     handle = editor.edit(FRANCE, "serac", {"checkpoint": str(checkpoint)})
-    assert handle.update.meta["classifier"] == "learned" and handle.update.meta["threshold"] == 0.5
+    assert handle.update.meta["classifier"] == "learned" and handle.update.meta["threshold"] == 0.9
     editor.rollback(handle)
     handle = editor.edit(FRANCE, "serac", {"checkpoint": str(checkpoint), "classifier": "cosine"})
     assert handle.update.meta["classifier"] == "cosine"

@@ -27,7 +27,7 @@ def register(cli: click.Group) -> None:
     @click.option("--steps", default=2500, show_default=True, help="Optimizer steps.")
     @click.option("--batch-size", default=32, show_default=True)
     @click.option("--lr", default=1e-3, show_default=True, help="AdamW learning rate.")
-    @click.option("--retain-fraction", default=0.06, show_default=True,
+    @click.option("--retain-fraction", default=0.04, show_default=True,
                   help="Share of out-of-scope (retain) examples per batch.")
     @click.option("--trainable", type=click.Choice(["attention", "all"]), default="attention",
                   show_default=True,

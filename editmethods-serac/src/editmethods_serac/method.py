@@ -25,7 +25,7 @@ from editmethods_ike.encoder import get_encoder
 from editmethods_ike.routing import ContextRouter, Route
 from editmethods_serac.checkpoint import base_fingerprint, load_counterfactual, resolve_checkpoint
 from editmethods_serac.hparams_serac import SERACHyperParams
-from editmethods_serac.scope import SCOPE_FILE, CosineScope, LearnedScope
+from editmethods_serac.scope import LEARNED_THRESHOLD, SCOPE_FILE, CosineScope, LearnedScope
 
 METHOD = "serac"
 SELF = "base"
@@ -69,7 +69,7 @@ def compute_serac_update(model: torch.nn.Module, tokenizer: Any, requests: Seque
     if hp.threshold is not None:
         threshold = hp.threshold
     elif kind == "learned":
-        threshold = float(ck["scope_classifier"].get("threshold", 0.5))
+        threshold = float(ck["scope_classifier"].get("threshold", LEARNED_THRESHOLD))
     else:
         threshold = ck.get("threshold", DEFAULT_THRESHOLD)
     if ck and hp.encoder != ck.get("encoder_name", hp.encoder):

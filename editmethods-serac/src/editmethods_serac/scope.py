@@ -28,6 +28,12 @@ import torch
 from editmethods_serac.data import Case
 
 SCOPE_FILE = "scope.safetensors"
+#: The learned classifier's default threshold. With many edits in memory every input is scored
+#: against every edit, so a small pairwise false-positive rate adds up (measured on the GPT-2
+#: reference model with 100 edits in memory: at 0.5, 11.9% of locality prompts were routed to
+#: some edit and locality was 0.923; at 0.9, 5.7% and 0.967, with reliability 0.97 and
+#: generalization 0.975 either way).
+LEARNED_THRESHOLD = 0.9
 
 
 class CosineScope:
@@ -47,7 +53,7 @@ class LearnedScope(torch.nn.Module):
 
     kind = "learned"
 
-    def __init__(self, dim: int, hidden: int = 64, threshold: float = 0.5) -> None:
+    def __init__(self, dim: int, hidden: int = 64, threshold: float = LEARNED_THRESHOLD) -> None:
         super().__init__()
         self.dim, self.hidden, self.threshold = dim, hidden, float(threshold)
         self.net = torch.nn.Sequential(torch.nn.Linear(2 * dim, hidden), torch.nn.ReLU(),
@@ -71,7 +77,7 @@ class LearnedScope(torch.nn.Module):
                   metadata={"dim": str(self.dim), "hidden": str(self.hidden)})
 
     @classmethod
-    def load(cls, path: str | Path, threshold: float = 0.5) -> "LearnedScope":
+    def load(cls, path: str | Path, threshold: float = LEARNED_THRESHOLD) -> "LearnedScope":
         from safetensors import safe_open
         from safetensors.torch import load_file
 
@@ -155,7 +161,7 @@ def train_learned_scope(cases: Sequence[Case], encoder: Any, *, hidden: int = 64
         loss.backward()
         opt.step()
     model.eval()
-    stats: dict[str, Any] = {"kind": "learned", "hidden": hidden, "steps": steps, "threshold": 0.5,
+    stats: dict[str, Any] = {"kind": "learned", "hidden": hidden, "steps": steps, "threshold": LEARNED_THRESHOLD,
                              "pairs_in_scope": len(e_in), "pairs_out_of_scope": len(e_out),
                              "final_loss": round(float(loss), 4)}
     if check_cases:
@@ -163,7 +169,7 @@ def train_learned_scope(cases: Sequence[Case], encoder: Any, *, hidden: int = 64
         with torch.no_grad():
             p_in = torch.sigmoid(model.logits(*_embed_pairs(encoder, c_in, False)))
             p_out = torch.sigmoid(model.logits(*_embed_pairs(encoder, c_out, False))) if c_out else None
-        stats["held_out_in_scope_recall"] = round(float((p_in >= 0.5).float().mean()), 4)
+        stats["held_out_in_scope_recall"] = round(float((p_in >= LEARNED_THRESHOLD).float().mean()), 4)
         if p_out is not None:
-            stats["held_out_out_scope_rejection"] = round(float((p_out < 0.5).float().mean()), 4)
+            stats["held_out_out_scope_rejection"] = round(float((p_out < LEARNED_THRESHOLD).float().mean()), 4)
     return model, stats
