@@ -32,13 +32,14 @@ def test_serac_with_edits_in_memory_on_the_reference_model():
     by_subject = {}
     for r in records:
         by_subject.setdefault(r.subject, []).append(r)
-    requests = [rs[i % len(rs)] for i, rs in enumerate(by_subject.values())][:20]
+    requests = [rs[i % len(rs)] for i, rs in enumerate(by_subject.values())][:100]
     handle = editor.edit(requests, "serac")
     report = editor.evaluate(requests, metrics=("reliability", "generalization", "locality"))
     values = {m.name: round(m.value, 3) for m in report}
     print(f"SERAC on testbed-gpt2, {len(requests)} edits in memory: {values}")
-    assert values["reliability"] >= 0.8
-    assert values["generalization"] >= 0.6
-    assert values["locality"] >= 0.9
+    # the targets with 100 edits in memory (measured 0.96 / 0.965 / 0.967)
+    assert values["reliability"] >= 0.95
+    assert values["generalization"] >= 0.8
+    assert values["locality"] >= 0.95
     editor.rollback(handle)
     assert not editor.model._forward_hooks
