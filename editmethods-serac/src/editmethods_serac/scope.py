@@ -125,7 +125,9 @@ def other_edit_pairs(cases: Sequence[Case], rng: random.Random, k: int = 2) -> l
     return out
 
 
-def _embed_pairs(encoder: Any, pairs: Sequence[tuple[str, str]], progress: bool) -> tuple[torch.Tensor, torch.Tensor]:
+def embed_pairs(encoder: Any, pairs: Sequence[tuple[str, str]], progress: bool) -> tuple[torch.Tensor, torch.Tensor]:
+    """Unit embeddings of each pair's two texts (``[n, dim]`` each; computed once per text
+    set and cached on disk)."""
     texts = sorted({t for pair in pairs for t in pair})
     emb = encoder.encode_cached(texts, progress=progress)
     index = {t: i for i, t in enumerate(texts)}
@@ -146,8 +148,8 @@ def train_learned_scope(cases: Sequence[Case], encoder: Any, *, hidden: int = 64
     check_cases = [c for i, c in enumerate(cases) if i in held]
     fit_in, fit_out = scope_pairs(fit_cases)
     fit_out += other_edit_pairs(fit_cases, rng)
-    e_in, q_in = _embed_pairs(encoder, fit_in, progress)
-    e_out, q_out = _embed_pairs(encoder, fit_out, progress)
+    e_in, q_in = embed_pairs(encoder, fit_in, progress)
+    e_out, q_out = embed_pairs(encoder, fit_out, progress)
     edits, queries = torch.cat([e_in, e_out]), torch.cat([q_in, q_out])
     y = torch.cat([torch.ones(len(e_in)), torch.zeros(len(e_out))])
     weight = torch.where(y > 0, len(y) / (2.0 * len(e_in)), len(y) / (2.0 * max(1, len(e_out))))
@@ -167,8 +169,8 @@ def train_learned_scope(cases: Sequence[Case], encoder: Any, *, hidden: int = 64
     if check_cases:
         c_in, c_out = scope_pairs(check_cases)
         with torch.no_grad():
-            p_in = torch.sigmoid(model.logits(*_embed_pairs(encoder, c_in, False)))
-            p_out = torch.sigmoid(model.logits(*_embed_pairs(encoder, c_out, False))) if c_out else None
+            p_in = torch.sigmoid(model.logits(*embed_pairs(encoder, c_in, False)))
+            p_out = torch.sigmoid(model.logits(*embed_pairs(encoder, c_out, False))) if c_out else None
         stats["held_out_in_scope_recall"] = round(float((p_in >= LEARNED_THRESHOLD).float().mean()), 4)
         if p_out is not None:
             stats["held_out_out_scope_rejection"] = round(float((p_out < LEARNED_THRESHOLD).float().mean()), 4)

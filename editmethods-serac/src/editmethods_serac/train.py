@@ -26,8 +26,7 @@ from editmethods_ike.demonstrations import edit_context
 from editmethods_ike.encoder import DEFAULT_ENCODER, get_encoder
 from editmethods_serac.checkpoint import base_fingerprint, save_checkpoint
 from editmethods_serac.data import Case
-from editmethods_serac.method import edit_descriptor
-from editmethods_serac.scope import SCOPE_FILE, train_learned_scope
+from editmethods_serac.scope import SCOPE_FILE, embed_pairs, scope_pairs, train_learned_scope
 
 
 @attrs.frozen
@@ -280,24 +279,10 @@ def tune_threshold(cases: Sequence[Case], encoder_name: str = DEFAULT_ENCODER,
     picked = list(cases)
     rng.shuffle(picked)
     picked = picked[:max_cases]
-    encoder = get_encoder(encoder_name)
-    pos_pairs, neg_pairs = [], []
-    for c in picked:
-        d = edit_descriptor(c.prompt, c.target_new)
-        for q, a in c.in_scope:
-            pos_pairs += [(d, q), (d, f"{q} {a}")]
-        for q, a in c.out_scope:
-            neg_pairs += [(d, q), (d, f"{q} {a}")]
-    texts = sorted({t for pair in pos_pairs + neg_pairs for t in pair})
-    emb = encoder.encode_cached(texts, progress=False)
-    index = {t: i for i, t in enumerate(texts)}
-
-    def sims(pairs):
-        a = emb[[index[x] for x, _ in pairs]]
-        b = emb[[index[y] for _, y in pairs]]
-        return (a * b).sum(-1)
-
-    pos, neg = sims(pos_pairs), sims(neg_pairs)
+    pos_pairs, neg_pairs = scope_pairs(picked)
+    a, b = embed_pairs(get_encoder(encoder_name), pos_pairs + neg_pairs, progress=False)
+    sims = (a * b).sum(-1)
+    pos, neg = sims[: len(pos_pairs)], sims[len(pos_pairs) :]
     best = (-1.0, 0.5)
     for t in torch.linspace(0.05, 0.95, 91).tolist():
         recall = float((pos >= t).float().mean())
