@@ -43,3 +43,16 @@ def test_small_build_end_to_end(tmp_path):
     assert world["summary"]["people"] == 20
     # generous bound; the test itself is not about speed
     assert time.time() - t0 < 300
+
+
+def test_mlp_width_is_honoured_for_both_architectures():
+    from types import SimpleNamespace
+
+    from editmethods_testbed.train import make_model
+
+    tok = SimpleNamespace(bos_token_id=0, eos_token_id=0, pad_token_id=1)
+    gpt2 = make_model("gpt2", 50, tok, ffn=256)
+    assert gpt2.transformer.h[0].mlp.c_fc.weight.shape[1] == 256
+    assert make_model("gpt2", 50, tok).transformer.h[0].mlp.c_fc.weight.shape[1] == 4 * 128
+    llama = make_model("llama", 50, tok, ffn=96)
+    assert llama.model.layers[0].mlp.down_proj.weight.shape[1] == 96

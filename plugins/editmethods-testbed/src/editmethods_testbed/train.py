@@ -96,7 +96,8 @@ def make_model(arch: str, vocab_size: int, tok, n_positions: int = 128, **over):
     if arch == "gpt2":
         config = GPT2Config(
             vocab_size=vocab_size, n_positions=n_positions, n_embd=cfg["d"], n_layer=cfg["n_layer"],
-            n_head=cfg["n_head"], resid_pdrop=0.0, embd_pdrop=0.0, attn_pdrop=0.0, **ids,
+            n_head=cfg["n_head"], n_inner=cfg.get("ffn"), resid_pdrop=0.0, embd_pdrop=0.0,
+            attn_pdrop=0.0, **ids,
         )
         return GPT2LMHeadModel(config)
     if arch == "llama":
