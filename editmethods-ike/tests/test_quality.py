@@ -6,26 +6,17 @@ import pytest
 
 pytestmark = pytest.mark.slow
 
-
-def _reference():
-    try:
-        import editmethods_testbed as tb
-
-        tb.model_path("gpt2")
-        if not tb.data_path("test").is_file() or not tb.data_path("train").is_file():
-            raise FileNotFoundError(tb.data_path("test"))
-    except (ImportError, FileNotFoundError, ValueError) as exc:
-        pytest.skip(f"the testbed-gpt2 reference model or its data is not built yet: {exc}")
-    return tb
+tb = pytest.importorskip("editmethods_testbed", reason="editmethods-testbed is not installed")
+from editmethods_testbed.testing import require_reference  # noqa: E402
 
 
 def test_ike_edits_the_reference_model_in_context():
-    tb = _reference()
+    model = require_reference(splits=("test", "train"))
     from editmethods import Editor
     from editmethods.loaders import load_requests
     from editmethods_ike import hparams_path
 
-    editor = Editor.from_pretrained(tb.model_path("gpt2"))
+    editor = Editor.from_pretrained(model)
     requests = load_requests(tb.data_path("test"), limit=12)
     base = editor.evaluate(requests, metrics=("reliability",))["reliability"].value
     eff, para, loc = [], [], []

@@ -4,26 +4,17 @@ import pytest
 
 pytestmark = pytest.mark.slow
 
-
-def _reference():
-    try:
-        import editmethods_testbed as tb
-
-        tb.model_path("gpt2")
-        if not tb.data_path("test").is_file():
-            raise FileNotFoundError(tb.data_path("test"))
-    except (ImportError, FileNotFoundError, ValueError) as exc:
-        pytest.skip(f"the testbed-gpt2 reference model or its data is not built yet: {exc}")
-    return tb
+tb = pytest.importorskip("editmethods_testbed", reason="editmethods-testbed is not installed")
+from editmethods_testbed.testing import require_reference  # noqa: E402
 
 
 def test_serac_with_edits_in_memory_on_the_reference_model():
-    tb = _reference()
+    model = require_reference()
     from editmethods import Editor
     from editmethods.loaders import load_requests
     from editmethods_serac.checkpoint import base_fingerprint, bundled_for
 
-    editor = Editor.from_pretrained(tb.model_path("gpt2"))
+    editor = Editor.from_pretrained(model)
     if bundled_for(base_fingerprint(editor.model)) is None:
         pytest.skip("the bundled SERAC checkpoint was trained for another build of testbed-gpt2: "
                     "rebuild it (see editmethods-serac/README.md)")

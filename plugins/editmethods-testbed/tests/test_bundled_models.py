@@ -63,3 +63,11 @@ def test_bundled_benchmark_files():
         assert len(records) >= minimum
     demos = tb.load_demonstrations("train")
     assert demos and tb.format_demonstration(demos[0]).startswith("New Fact: ")
+
+
+def test_require_reference_skips_saying_what_is_missing():
+    from editmethods_testbed.testing import require_reference
+
+    assert (require_reference("gpt2") / "config.json").is_file()
+    with pytest.raises(pytest.skip.Exception, match="not built yet"):
+        require_reference("t5")
