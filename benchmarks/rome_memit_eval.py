@@ -7,10 +7,20 @@ of any; the split files list a person's five facts together).
 ROME: each of the first N cases is edited alone, measured, and rolled back before the next.
 MEMIT: the first B cases are edited in one batch, measured, and rolled back, for each B.
 Metrics (``editmethods.metrics``): efficacy / paraphrase (P[new] > P[true] by mean token
-NLL), neighborhood (P[true] > P[new] on other subjects), their harmonic mean (score), and
+NLL), neighborhood (P[true] > P[new] on other subjects), their harmonic mean (score),
 relation specificity (exact match of the same subject's other facts, against the truth; its
-value before any edit is printed too, as the ceiling). For MEMIT batches the distinctness of
-the edited subjects' keys is printed (pairwise cosine of the keys at the first edit layer).
+value before any edit is printed too, as the ceiling) and, stricter than neighborhood, the
+teacher-forced agreement with the unedited model on the neighbourhood prompts
+(``locality_neighborhood``). In a batch, neighbourhood prompts about a fact another edit of
+the batch rewrites are left out (``editmethods.metrics.overlap``); how many, and
+neighborhood with them counted, are reported too.
+
+For MEMIT batches the distinctness of the edited subjects' keys is printed at each edit layer:
+the pairwise cosine of the raw keys, and what decides whether a linear update can move the
+edited keys without moving others: the share of an unedited subject's key (whitened by the
+layer's key statistics C, the metric MEMIT's update works in) that lies in the span of the
+batch's whitened keys. A share near 1 means any update that writes the batch also writes the
+others; for isotropic keys it would be batch / d_in.
 Writes a JSON file with every number when ``--out`` is given.
 """
 
@@ -24,7 +34,8 @@ import time
 from pathlib import Path
 from typing import Any, Sequence
 
-METRICS = ("efficacy", "paraphrase", "neighborhood", "score", "relation_specificity")
+METRICS = ("efficacy", "paraphrase", "neighborhood", "score", "relation_specificity",
+           "locality_neighborhood")
 
 
 def load(model: str, split: str, n: int, data_dir: str | None = None):
@@ -35,10 +46,25 @@ def load(model: str, split: str, n: int, data_dir: str | None = None):
     from editmethods.loaders import load_requests
 
     editor = Editor.from_pretrained(model)
-    data = (f"{data_dir}/{split}.json" if data_dir
-            else f"pkg:editmethods_testbed/data/{split}.json")
-    requests = interleave_subjects(load_requests(data))[:n]
+    requests = interleave_subjects(load_requests(split_path(split, data_dir)))[:n]
     return editor, requests
+
+
+def split_path(split: str, data_dir: str | None) -> str:
+    return (f"{data_dir}/{split}.json" if data_dir
+            else f"pkg:editmethods_testbed/data/{split}.json")
+
+
+def other_subjects(split: str, data_dir: str | None, n: int = 200) -> list:
+    """One request per subject of the train split (never edited here), for key overlap."""
+    from editmethods.loaders import load_requests
+
+    if split == "train":
+        return []
+    seen: dict[str, Any] = {}
+    for r in load_requests(split_path("train", data_dir)):
+        seen.setdefault(r.subject, r)
+    return list(seen.values())[:n]
 
 
 def interleave_subjects(requests: Sequence[Any]) -> list:
@@ -69,6 +95,10 @@ def measure(editor: Any, requests: Sequence[Any]) -> dict[str, list[float]]:
     for name in METRICS:
         if name in report:
             out[name] = list(report[name].per_case) or [report[name].value]
+    if "neighborhood" in report and "excluded_rewritten_by_batch" in report["neighborhood"].details:
+        details = report["neighborhood"].details
+        out["neighborhood_excluded_prompts"] = [details["excluded_rewritten_by_batch"]]
+        out["neighborhood_with_rewritten"] = [details["value_including_rewritten"]]
     return out
 
 
@@ -97,32 +127,54 @@ def run_rome(editor: Any, requests: Sequence[Any], hparams: Any, *, progress: bo
     return result
 
 
-def key_distinctness(editor: Any, requests: Sequence[Any], hp: Any) -> dict[str, float]:
-    """Pairwise cosine of the edited subjects' keys at the first edit layer (different
-    subjects only): keys that overlap make batch edits interfere."""
+def key_distinctness(editor: Any, requests: Sequence[Any], hp: Any,
+                     others: Sequence[Any] = ()) -> dict[str, float]:
+    """Raw pairwise cosine of the edited subjects' keys (different subjects only) and the
+    share of the unedited ``others``' whitened keys inside the span of the batch's, at each
+    edit layer (``_l<layer>`` suffixes)."""
     import torch
     from editmethods_rome.contexts import generate_prefixes
     from editmethods_rome.keys import averaged_keys
     from editmethods_rome.method import module_name
+    from editmethods_rome.update import module_stats
 
     arch = editor.architecture
-    name = module_name(hp.rewrite_module_tmp, arch, "mlp_out", hp.layers[0])
     prefixes = generate_prefixes(editor.model, editor.tokenizer, hp.context_template_length_params,
                                  starts=hp.context_template_starts, seed=hp.context_seed)
-    keys, _ = averaged_keys(editor.model, editor.tokenizer, name, requests, prefixes, hp.fact_token)
-    k = torch.nn.functional.normalize(keys.double(), dim=-1)
-    cos = k @ k.T
     subjects = [r.subject for r in requests]
-    vals = [float(cos[i, j]) for i in range(len(requests)) for j in range(i + 1, len(requests))
-            if subjects[i] != subjects[j]]
-    if not vals:
-        return {}
-    vals.sort()
-    return {"key_cos_mean": mean(vals), "key_cos_p95": vals[int(0.95 * (len(vals) - 1))],
-            "key_cos_max": vals[-1]}
+    batch_subjects = set(subjects)
+    others = [r for r in others if r.subject not in batch_subjects]
+    out: dict[str, float] = {}
+    for layer in hp.layers:
+        name = module_name(hp.rewrite_module_tmp, arch, "mlp_out", layer)
+        keys, _ = averaged_keys(editor.model, editor.tokenizer, name, requests, prefixes,
+                                hp.fact_token)
+        k = torch.nn.functional.normalize(keys.double(), dim=-1)
+        cos = k @ k.T
+        vals = sorted(float(cos[i, j]) for i in range(len(requests))
+                      for j in range(i + 1, len(requests)) if subjects[i] != subjects[j])
+        if vals:
+            out[f"key_cos_mean_l{layer}"] = mean(vals)
+            out[f"key_cos_p95_l{layer}"] = vals[int(0.95 * (len(vals) - 1))]
+            out[f"key_cos_max_l{layer}"] = vals[-1]
+        if not others:
+            continue
+        other_keys, _ = averaged_keys(editor.model, editor.tokenizer, name, others, prefixes,
+                                      hp.fact_token)
+        # Whiten by C = L Lᵀ: MEMIT's λC + KKᵀ is plain ridge regression in these coordinates.
+        chol = torch.linalg.cholesky(module_stats(editor.model, editor.tokenizer, name, hp)
+                                     .regularized(hp.mom2_ridge))
+        batch_w = torch.linalg.solve_triangular(chol, keys.double().T.to(chol.device), upper=False)
+        other_w = torch.linalg.solve_triangular(chol, other_keys.double().T.to(chol.device),
+                                                upper=False)
+        basis, _ = torch.linalg.qr(batch_w)
+        share = (basis.T @ other_w).norm(dim=0) ** 2 / other_w.norm(dim=0) ** 2
+        out[f"others_in_batch_span_l{layer}"] = float(share.mean())
+    return out
 
 
-def run_memit(editor: Any, requests: Sequence[Any], hparams: Any, sizes: Sequence[int]) -> list[dict]:
+def run_memit(editor: Any, requests: Sequence[Any], hparams: Any, sizes: Sequence[int],
+              others: Sequence[Any] = ()) -> list[dict]:
     from editmethods.hparams import load_hparams
     from editmethods_memit import MEMITHyperParams
 
@@ -138,7 +190,8 @@ def run_memit(editor: Any, requests: Sequence[Any], hparams: Any, sizes: Sequenc
         per = measure(editor, batch)
         editor.rollback(handle)
         row = {m: mean(v) for m, v in per.items()}
-        row.update(batch=len(batch), seconds=seconds, **key_distinctness(editor, batch, hp))
+        row.update(batch=len(batch), seconds=seconds,
+                   **key_distinctness(editor, batch, hp, others))
         print("memit row:", {k: fmt(v) for k, v in row.items()}, flush=True)
         rows.append(row)
     return rows
@@ -173,13 +226,15 @@ def main(argv: list[str] | None = None) -> int:
         print("ROME", {k: fmt(v) for k, v in results["rome"].items()})
     if sizes:
         hp = args.memit_hparams or default_hparams("memit", args.model)
-        results["memit"] = run_memit(editor, requests, hp, sizes)
-        print(f"{'MEMIT batch':>11} " + " ".join(f"{m:>10}" for m in METRICS) +
-              f" {'seconds':>8} {'key cos':>8} {'p95':>6}")
+        results["memit"] = run_memit(editor, requests, hp, sizes,
+                                     other_subjects(args.split, args.data_dir))
+        extra = ["neighborhood_with_rewritten", "neighborhood_excluded_prompts", "seconds"]
+        extra += sorted({k for row in results["memit"] for k in row
+                         if k.startswith(("key_cos_mean", "others_in_batch_span"))})
+        columns = [*METRICS, *extra]
+        print("MEMIT batch | " + " | ".join(columns))
         for row in results["memit"]:
-            print(f"{row['batch']:>11} " + " ".join(f"{fmt(row.get(m, float('nan'))):>10}" for m in METRICS)
-                  + f" {row['seconds']:8.1f} {fmt(row.get('key_cos_mean', float('nan'))):>8}"
-                  f" {fmt(row.get('key_cos_p95', float('nan'))):>6}")
+            print(f"{row['batch']} | " + " | ".join(fmt(row.get(m, float("nan"))) for m in columns))
     if args.out:
         Path(args.out).write_text(json.dumps(results, indent=2))
     return 0

@@ -55,6 +55,43 @@ def test_counterfact_neighborhood_and_score(editor):
     assert report["score"].value == pytest.approx(expected)
 
 
+def test_a_neighbour_that_the_batch_rewrites_is_not_counted_as_spill_over(editor):
+    # "The capital of Spain is → Madrid" is a neighbour of the France edit; a second request of
+    # the batch rewrites Spain's capital, so that prompt is meant to change and is left out.
+    a = req()
+    spain = req(prompt="The capital of Spain is", subject="Spain", target_new="Lisbon",
+                ground_truth="Madrid", rephrase_prompts=[], case_id=2,
+                locality=[PromptAnswer("Spain is", "Madrid", "relation_specificity")])
+    # The France request's relation-specificity pair about France answers "Italy": no other
+    # request rewrites a fact of France with that old object, so it stays.
+    metrics = ["neighborhood", "locality", "relation_specificity"]
+    alone = editor.evaluate([a], metrics=metrics)
+    both = editor.evaluate([a, spain], metrics=metrics)
+    n = both["neighborhood"]
+    assert alone["neighborhood"].details["prompts"] == 2
+    assert n.details["prompts"] == 1 and n.details["excluded_rewritten_by_batch"] == 1
+    # One prompt is left: a case scores 0 or 1, and the value with it counted lies between.
+    assert n.value in (0.0, 1.0) and 0.0 <= n.details["value_including_rewritten"] <= 1.0
+    assert "excluded_rewritten_by_batch" not in alone["neighborhood"].details
+    # The Spain request's own pair (its subject, its own old object) is not excluded: a
+    # request never excludes its own pairs.
+    assert both["relation_specificity"].details["excluded_rewritten_by_batch"] == 0
+    assert both["relation_specificity"].details["prompts"] == 2
+
+
+def test_rewritten_pairs_need_the_whole_subject_and_the_old_object():
+    from editmethods.metrics.overlap import rewritten_by_batch
+
+    a = req(locality=[PromptAnswer("The capital of Spain is", "Madrid", "neighborhood"),
+                      PromptAnswer("The capital of Spainland is", "Madrid", "neighborhood"),
+                      PromptAnswer("The largest city of Spain is", "Barcelona", "neighborhood")])
+    spain = req(prompt="The capital of Spain is", subject="Spain", target_new="Lisbon",
+                ground_truth=" madrid ", locality=[])
+    assert rewritten_by_batch([a, spain]) == [{0}, set()]
+    # without ground truth nothing can be told
+    assert rewritten_by_batch([a, attrs.evolve(spain, ground_truth=None)]) == [set(), set()]
+
+
 def test_requests_without_ground_truth_get_no_counterfact_metrics(editor):
     report = editor.evaluate([req(ground_truth=None)])
     assert not any(r.protocol == "counterfact" for r in report)
@@ -126,7 +163,8 @@ def test_batched_greedy_generation_equals_one_at_a_time(model_type):
 
 
 @pytest.mark.parametrize("module", ["editmethods.loaders", "editmethods.metrics.fluency",
-                                    "editmethods.metrics.counterfact", "editmethods.reporting"])
+                                    "editmethods.metrics.counterfact", "editmethods.reporting",
+                                    "editmethods.metrics.overlap"])
 def test_module_examples_run(module):
     import doctest
     import importlib

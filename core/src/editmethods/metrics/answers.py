@@ -9,6 +9,8 @@ answer), else 0; a case scores the mean over its prompts, a metric the mean over
   good edit of where someone was born does not change what they do for a living. This is
   measured against the truth, not against the unedited model (the teacher-forced protocol's
   ``locality_relation_specificity`` measures agreement with the unedited model instead).
+  A pair about a fact another request of the same batch rewrites (the same person's other
+  edited fact) is left out and counted in the details (``editmethods.metrics.overlap``).
 - ``portability_exact``: the portability pairs (e.g. two-hop questions whose answer follows
   from the new fact).
 """
@@ -18,27 +20,30 @@ from __future__ import annotations
 from typing import Sequence
 
 from editmethods.hookspecs import hookimpl
+from editmethods.metrics.overlap import rewritten_by_batch
 from editmethods.scoring import score_targets
 from editmethods.types import EditRequest, EvalContext, MetricResult, PromptAnswer
 
 PROTOCOL = "exact-match"
 
 
-def _pairs(request: EditRequest, name: str) -> list[PromptAnswer]:
+def _pairs(request: EditRequest, name: str, rewritten: set[int]) -> list[PromptAnswer]:
     if name == "relation_specificity":
-        return [p for p in request.locality if p.kind == "relation_specificity"]
+        return [p for k, p in enumerate(request.locality)
+                if p.kind == "relation_specificity" and k not in rewritten]
     return list(request.portability)
 
 
 @hookimpl
 def evaluate(model, tokenizer, requests: Sequence[EditRequest], context: EvalContext):
     results = []
+    rewritten = rewritten_by_batch(requests)
     for name in ("relation_specificity", "portability_exact"):
         if not context.wants(name):
             continue
         owners, pairs = [], []
         for i, r in enumerate(requests):
-            for p in _pairs(r, name):
+            for p in _pairs(r, name, rewritten[i]):
                 owners.append(i)
                 pairs.append(p)
         if not pairs:
@@ -50,6 +55,11 @@ def evaluate(model, tokenizer, requests: Sequence[EditRequest], context: EvalCon
         for i, v in zip(owners, exact):
             by_case.setdefault(i, []).append(v)
         per_case = [sum(v) / len(v) for _, v in sorted(by_case.items())]
+        details: dict[str, object] = {"prompts": len(pairs)}
+        if name == "relation_specificity":
+            details["excluded_rewritten_by_batch"] = sum(
+                1 for i, r in enumerate(requests) for k in rewritten[i]
+                if r.locality[k].kind == "relation_specificity")
         results.append(MetricResult(name, sum(per_case) / len(per_case), PROTOCOL, len(per_case),
-                                    per_case=per_case, details={"prompts": len(pairs)}))
+                                    per_case=per_case, details=details))
     return results

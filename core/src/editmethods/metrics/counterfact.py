@@ -14,6 +14,11 @@ new and of the true object (teacher forced, after the prompt) is compared:
 As in ROME's ``summarize.py``, a case's score is the mean over its prompts and a metric is the
 mean over cases. Requests need ``ground_truth`` (CounterFact's ``target_true``); neighborhood
 prompts are the locality pairs of kind ``"neighborhood"``.
+
+When several requests are evaluated together, a neighborhood prompt that asks for the old
+object of a fact another request of the batch rewrites (see ``editmethods.metrics.overlap``)
+is left out of ``neighborhood``: that fact was meant to change. The result's details give how
+many prompts were left out and the value with them counted (``value_including_rewritten``).
 """
 
 from __future__ import annotations
@@ -22,6 +27,7 @@ import math
 from typing import Sequence
 
 from editmethods.hookspecs import hookimpl
+from editmethods.metrics.overlap import rewritten_by_batch
 from editmethods.scoring import score_targets
 from editmethods.types import EditRequest, EvalContext, MetricResult
 
@@ -43,23 +49,35 @@ def _mean(xs: Sequence[float]) -> float:
     return sum(xs) / len(xs) if xs else float("nan")
 
 
+def _with_rewritten(kept: dict[int, list[tuple[bool, float]]],
+                    rewritten: dict[int, list[tuple[bool, float]]]) -> dict[str, object]:
+    """What neighborhood would read with the rewritten prompts counted, and how many there were."""
+    merged = {i: kept.get(i, []) + rewritten.get(i, []) for i in set(kept) | set(rewritten)}
+    return {"excluded_rewritten_by_batch": sum(len(v) for v in rewritten.values()),
+            "value_including_rewritten": _mean([_mean([float(s) for s, _ in v])
+                                                for _, v in sorted(merged.items())])}
+
+
 @hookimpl
 def evaluate(model, tokenizer, requests: Sequence[EditRequest], context: EvalContext):
     wanted = [n for n in NAMES if context.wants(n)]
     cases = [r for r in requests if r.ground_truth]
     if not wanted or not cases:
         return []
-    # (case index, group, prompt, sign): sign +1 when new should win, -1 when true should.
+    rewritten = rewritten_by_batch(cases)
+    # (case index, group, prompt, sign, new, true): sign +1 when new should win, -1 when true
+    # should. Group "rewritten" holds neighbours that another request of the batch edits.
     items: list[tuple[int, str, str, int, str, str]] = []
     for i, r in enumerate(cases):
         items.append((i, "efficacy", r.prompt, 1, r.target_new, r.ground_truth))
         items += [(i, "paraphrase", p, 1, r.target_new, r.ground_truth) for p in r.rephrase_prompts]
-        items += [(i, "neighborhood", p.prompt, -1, r.target_new, p.answer)
-                  for p in r.locality if p.kind == "neighborhood"]
+        items += [(i, "rewritten" if k in rewritten[i] else "neighborhood", p.prompt, -1,
+                   r.target_new, p.answer)
+                  for k, p in enumerate(r.locality) if p.kind == "neighborhood"]
     prompts = [it[2] for it in items for _ in (0, 1)]
     targets = [" " + t.strip() for it in items for t in (it[4], it[5])]
     nll = score_targets(model, tokenizer, prompts, targets, batch_size=context.batch_size).mean_nll()
-    per: dict[str, dict[int, list[tuple[bool, float]]]] = {g: {} for g in SUCCESS}
+    per: dict[str, dict[int, list[tuple[bool, float]]]] = {g: {} for g in (*SUCCESS, "rewritten")}
     for k, (i, group, _, sign, _, _) in enumerate(items):
         nll_new, nll_true = nll[2 * k], nll[2 * k + 1]
         magnitude = sign * (math.exp(-nll_new) - math.exp(-nll_true))
@@ -74,9 +92,12 @@ def evaluate(model, tokenizer, requests: Sequence[EditRequest], context: EvalCon
             continue
         success_values[group] = _mean(case_success)
         n_prompts = sum(len(v) for v in per[group].values())
+        details: dict[str, object] = {"prompts": n_prompts}
+        if group == "neighborhood" and per["rewritten"]:
+            details.update(_with_rewritten(per["neighborhood"], per["rewritten"]))
         if group in wanted:
             results.append(MetricResult(group, success_values[group], PROTOCOL, len(case_success),
-                                        per_case=case_success, details={"prompts": n_prompts}))
+                                        per_case=case_success, details=details))
         if f"{group}_magnitude" in wanted:
             results.append(MetricResult(f"{group}_magnitude", _mean(case_magnitude), PROTOCOL,
                                         len(case_magnitude), per_case=case_magnitude))

@@ -6,7 +6,9 @@ argmax is compared with the target token; a case scores the fraction of tokens t
 Locality is the agreement of the edited model's argmax tokens with the unedited model's on
 the locality prompt and answer (the editor records those before the edit); ``locality``
 pools every locality pair, ``locality_<kind>`` (``locality_neighborhood``,
-``locality_relation_specificity``, ...) reports each kind of pair on its own.
+``locality_relation_specificity``, ...) reports each kind of pair on its own. A locality pair
+that another request of the same batch rewrites is left out and counted in the details
+(``editmethods.metrics.overlap``).
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from typing import Any, Sequence
 import torch
 
 from editmethods.hookspecs import hookimpl
+from editmethods.metrics.overlap import rewritten_by_batch
 from editmethods.scoring import score_targets
 from editmethods.types import EditRequest, EvalContext, MetricResult
 
@@ -64,8 +67,11 @@ def evaluate(model, tokenizer, requests: Sequence[EditRequest], context: EvalCon
                               [" " + p.answer.strip() for p in pairs], batch_size=bs)
             results.append(_result("portability", s.token_accuracy()))
     if context.wants("locality") or any(m.startswith("locality_") for m in context.metrics):
-        pairs = [p for r in requests for p in r.locality
-                 if locality_key(p.prompt, p.answer) in context.pre_edit]
+        rewritten = rewritten_by_batch(requests)
+        # Pairs that another request of the batch rewrites were meant to change: left out.
+        pairs = [p for i, r in enumerate(requests) for k, p in enumerate(r.locality)
+                 if locality_key(p.prompt, p.answer) in context.pre_edit and k not in rewritten[i]]
+        excluded = sum(len(x) for x in rewritten)
         if pairs:
             now = locality_predictions(model, tokenizer, pairs, batch_size=bs)
             by_kind: dict[str, list[float]] = {}
@@ -75,7 +81,8 @@ def evaluate(model, tokenizer, requests: Sequence[EditRequest], context: EvalCon
                 by_kind.setdefault(p.kind or "locality", []).append(agree)
             everything = [v for vs in by_kind.values() for v in vs]
             results.append(_result("locality", everything,
-                                   by_kind={k: sum(v) / len(v) for k, v in by_kind.items()}))
+                                   by_kind={k: sum(v) / len(v) for k, v in by_kind.items()},
+                                   excluded_rewritten_by_batch=excluded))
             # One metric per kind as well: neighbours and the same subject's other relations
             # measure different things and a table should show them apart.
             for kind, values in sorted(by_kind.items()):
