@@ -6,7 +6,6 @@ last token recovers the answer. Skipped, with the reason, until the reference mo
 
 from __future__ import annotations
 
-from pathlib import Path
 
 import pytest
 import torch
@@ -17,23 +16,21 @@ from editmethods.plugins import Plugins
 
 pytestmark = pytest.mark.slow
 
-# read from the repository's folder, so that the test needs only the built files
-TESTBED = Path(__file__).resolve().parents[1] / "plugins" / "editmethods-testbed" / "src" / "editmethods_testbed"
-MODEL = TESTBED / "models" / "gpt2"
-DATA = TESTBED / "data" / "test.json"
 N_FACTS = 8
 
 
 @pytest.fixture(scope="module")
 def setup():
-    if not (MODEL / "config.json").is_file() or not DATA.is_file():
-        pytest.skip(f"the GPT-2 reference model is not built yet ({MODEL}, {DATA})")
+    testing = pytest.importorskip("editmethods_testbed.testing",
+                                  reason="editmethods-testbed is not installed")
+    model = testing.require_reference("gpt2")
+    import editmethods_testbed
     from editmethods.loaders import load_requests
 
-    editor = Editor.from_pretrained(MODEL, plugins=Plugins(entry_points=False))
+    editor = Editor.from_pretrained(model, plugins=Plugins(entry_points=False))
     # facts the model knows: its greedy answer is the ground truth
     known = []
-    for req in load_requests(DATA, limit=60):
+    for req in load_requests(editmethods_testbed.data_path("test"), limit=60):
         if req.ground_truth and editor.answer(req.prompt, max_new_tokens=1).strip() == \
                 req.ground_truth.strip().split()[0]:
             known.append(req)

@@ -14,15 +14,12 @@ ROOT = Path(__file__).resolve().parents[2]
 
 
 def _testbed():
-    try:
-        import editmethods_testbed
-    except ImportError:
-        pytest.skip("editmethods-testbed is not installed (pip install -e plugins/editmethods-testbed)")
-    model = editmethods_testbed.MODELS_DIR / "gpt2"
-    data = editmethods_testbed.DATA_DIR / "test.json"
-    if not (model / "config.json").is_file() or not data.is_file():
-        pytest.skip(f"the reference model or its data is not built yet ({model}, {data})")
-    return model, data
+    testing = pytest.importorskip(
+        "editmethods_testbed.testing",
+        reason="editmethods-testbed is not installed (pip install -e plugins/editmethods-testbed)")
+    import editmethods_testbed
+
+    return testing.require_reference("gpt2"), editmethods_testbed.data_path("test")
 
 
 @pytest.fixture(autouse=True)

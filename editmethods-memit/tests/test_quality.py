@@ -3,7 +3,8 @@ here. Skipped (with the reason) while the reference models are not built."""
 
 import pytest
 
-pytest.importorskip("editmethods_testbed", reason="editmethods-testbed is not installed")
+testing = pytest.importorskip("editmethods_testbed.testing",
+                              reason="editmethods-testbed is not installed")
 
 
 @pytest.mark.slow
@@ -15,14 +16,8 @@ def test_memit_batch_on_the_reference_model(arch):
     from editmethods.hparams import load_hparams
     from editmethods_memit import MEMITHyperParams, hparams_path
 
-    try:
-        path = editmethods_testbed.model_path(arch)
-    except FileNotFoundError as exc:
-        pytest.skip(str(exc))
+    editor = Editor.from_pretrained(testing.require_reference(arch))
     data = editmethods_testbed.data_path("test")
-    if not data.is_file():
-        pytest.skip(f"the reference benchmark data is missing at {data}")
-    editor = Editor.from_pretrained(path)
     # ten different people (the split lists each person's five facts together; several facts
     # of one person in a batch share a key and are a harder, separate case)
     requests, seen = [], set()

@@ -2,33 +2,25 @@
 
 from __future__ import annotations
 
-from importlib import resources
-from pathlib import Path
-
 import pytest
 
 N_EDITS = 20
 
 
-def _test_split() -> Path | None:
-    try:
-        path = Path(str(resources.files("editmethods_testbed") / "data" / "test.json"))
-    except ModuleNotFoundError:
-        return None
-    return path if path.is_file() else None
-
-
 @pytest.mark.slow
 def test_bundled_editor_on_reference_gpt2():
-    split = _test_split()
-    if split is None:
-        pytest.skip("the GPT-2 reference model and its test split (editmethods-testbed) are not installed")
+    testing = pytest.importorskip("editmethods_testbed.testing",
+                                  reason="editmethods-testbed is not installed")
+    path = testing.require_reference("gpt2")
+    import editmethods_testbed
+
+    split = editmethods_testbed.data_path("test")
     from editmethods import Editor
     from editmethods.benchmarking import evaluate_method
     from editmethods.loaders import load_requests
     from editmethods_mend.checkpoint import find_bundled, model_hash
 
-    editor = Editor.from_pretrained("testbed-gpt2")
+    editor = Editor.from_pretrained(path)
     if find_bundled(model_hash(editor.model)) is None:
         pytest.skip("no bundled MEND editor matches this build of testbed-gpt2 (hash "
                     f"{model_hash(editor.model)}): retrain it, see editmethods-mend/README.md")

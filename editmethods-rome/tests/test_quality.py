@@ -4,7 +4,8 @@ Skipped (with the reason) while the reference models are not built."""
 
 import pytest
 
-pytest.importorskip("editmethods_testbed", reason="editmethods-testbed is not installed")
+testing = pytest.importorskip("editmethods_testbed.testing",
+                              reason="editmethods-testbed is not installed")
 
 
 def _editor_and_requests(arch: str, n: int):
@@ -12,14 +13,8 @@ def _editor_and_requests(arch: str, n: int):
     from editmethods import Editor
     from editmethods.loaders import load_requests
 
-    try:
-        path = editmethods_testbed.model_path(arch)
-    except FileNotFoundError as exc:
-        pytest.skip(str(exc))
-    data = editmethods_testbed.data_path("test")
-    if not data.is_file():
-        pytest.skip(f"the reference benchmark data is missing at {data}")
-    return Editor.from_pretrained(path), load_requests(data, limit=n)
+    path = testing.require_reference(arch)
+    return Editor.from_pretrained(path), load_requests(editmethods_testbed.data_path("test"), limit=n)
 
 
 @pytest.mark.slow

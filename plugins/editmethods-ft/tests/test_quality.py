@@ -10,17 +10,15 @@ import editmethods_ft.plugin
 from editmethods import Editor
 from editmethods.plugins import Plugins
 
-ROOT = Path(__file__).resolve().parents[3]
 HPARAMS = Path(editmethods_ft.plugin.__file__).parent / "hparams" / "testbed-gpt2.yaml"
 
 
 @pytest.fixture(scope="module")
 def testbed():
-    testbed = pytest.importorskip("editmethods_testbed", reason="editmethods-testbed is not installed")
-    try:
-        path = testbed.model_path("gpt2")
-    except FileNotFoundError as exc:
-        pytest.skip(f"reference model not built yet: {exc}")
+    testing = pytest.importorskip("editmethods_testbed.testing",
+                                  reason="editmethods-testbed is not installed")
+    path = testing.require_reference("gpt2")
+    import editmethods_testbed as testbed
     from editmethods.loaders import load_requests
 
     return path, load_requests(testbed.data_path("test"))[:10]

@@ -5,8 +5,6 @@ Skipped, with the reason, until the reference model and its data exist.
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import pytest
 
 import editmethods_lora.plugin
@@ -15,29 +13,32 @@ from editmethods.plugins import Plugins
 
 pytestmark = pytest.mark.slow
 
-# read from the repository's folder, so that the test needs only the built files
-TESTBED = Path(__file__).resolve().parents[3] / "plugins" / "editmethods-testbed" / "src" / "editmethods_testbed"
-MODEL = TESTBED / "models" / "gpt2"
-DATA = TESTBED / "data" / "test.json"
 HPARAMS = editmethods_lora.plugin.__file__.rsplit("/", 1)[0] + "/hparams/testbed-gpt2.yaml"
 N_EDITS = 5
 
 
 @pytest.fixture(scope="module")
 def editor():
-    if not (MODEL / "config.json").is_file() or not DATA.is_file():
-        pytest.skip(f"the GPT-2 reference model is not built yet ({MODEL}, {DATA}): "
-                    "run `editmethods build-testbed`")
+    testing = pytest.importorskip("editmethods_testbed.testing",
+                                  reason="editmethods-testbed is not installed")
+    model = testing.require_reference("gpt2")
     plugins = Plugins(entry_points=False)
     plugins.register(editmethods_lora.plugin, name="lora")
-    return Editor.from_pretrained(MODEL, plugins=plugins)
+    return Editor.from_pretrained(model, plugins=plugins)
 
 
-def test_single_edits_reach_reliability_one_and_roll_back(editor):
+@pytest.fixture(scope="module")
+def test_split(editor):
+    import editmethods_testbed
+
+    return editmethods_testbed.data_path("test")
+
+
+def test_single_edits_reach_reliability_one_and_roll_back(editor, test_split):
     from editmethods.loaders import load_requests
     from editmethods.testing import assert_same_state, state_copy
 
-    requests = load_requests(DATA, limit=N_EDITS)
+    requests = load_requests(test_split, limit=N_EDITS)
     state = state_copy(editor.model)
     reliability, locality = [], []
     for req in requests:
@@ -55,10 +56,10 @@ def test_single_edits_reach_reliability_one_and_roll_back(editor):
     assert_same_state(editor.model, state)
 
 
-def test_edits_accumulate_as_adapters(editor):
+def test_edits_accumulate_as_adapters(editor, test_split):
     from editmethods.loaders import load_requests
 
-    requests = load_requests(DATA, limit=3, offset=N_EDITS)
+    requests = load_requests(test_split, limit=3, offset=N_EDITS)
     handles = editor.edit(requests, "lora", HPARAMS, sequential=True)
     try:
         report = {r.name: r for r in editor.evaluate(requests).results}
