@@ -56,3 +56,15 @@ def test_rome_memit_speed_prints_its_table(capsys):
     assert speed.main(["--rome-edits", "1", "--memit-sizes", "2", "--z-compare", "0"]) in (0, None)
     printed = capsys.readouterr().out
     assert "ROME" in printed and "MEMIT" in printed
+
+
+def test_trace_sites_prints_the_share_recovered_at_each_site(tmp_path, capsys):
+    out = tmp_path / "sites.json"
+    assert _script("trace_sites").main(["-n", "2", "--out", str(out)]) == 0
+    rows = json.loads(out.read_text())
+    assert len(rows) == 2
+    # restoring the last position at the last layer gives the clean run back (share 1; the best
+    # layer can overshoot it)
+    assert all(r["last_token"] >= 0.99 for r in rows)
+    assert all(r["subject_last"] <= r["any_subject_token"] + 1e-9 for r in rows)
+    assert "subject_last" in capsys.readouterr().out
