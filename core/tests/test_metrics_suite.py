@@ -79,6 +79,20 @@ def test_a_neighbour_that_the_batch_rewrites_is_not_counted_as_spill_over(editor
     assert both["relation_specificity"].details["prompts"] == 2
 
 
+def test_the_unedited_baseline_groups_requests_as_the_mode_does(editor):
+    from editmethods.benchmarking import evaluate_unedited
+
+    a = req()
+    spain = req(prompt="The capital of Spain is", subject="Spain", target_new="Lisbon",
+                ground_truth="Madrid", rephrase_prompts=[], locality=[], case_id=2)
+    single = evaluate_unedited(editor, [a, spain], metrics=["neighborhood"])
+    batch = evaluate_unedited(editor, [a, spain], mode="batch", metrics=["neighborhood"])
+    # one at a time nothing is rewritten by another request; together the Spain neighbour is
+    assert single["neighborhood"].details["prompts"] == 2
+    assert batch["neighborhood"].details["prompts"] == 1
+    assert "value_including_rewritten" not in single["neighborhood"].details
+
+
 def test_rewritten_pairs_need_the_whole_subject_and_the_old_object():
     from editmethods.metrics.overlap import rewritten_by_batch
 

@@ -182,6 +182,8 @@ def merge_reports(reports: Iterable[EvalReport]) -> EvalReport:
         details: dict[str, Any] = {}
         for p in parts:
             for k, v in p.details.items():
+                if k.startswith("value_"):
+                    continue  # a rate of one part (e.g. value_including_rewritten): not poolable
                 if isinstance(v, (int, float)) and not isinstance(v, bool):
                     details[k] = details.get(k, 0) + v
                 elif k not in details and k != "by_kind":
@@ -356,13 +358,20 @@ def evaluate_method(
                      restored=weights_digest(editor.model) == before)
 
 
-def evaluate_unedited(editor: Editor, requests: Sequence[EditRequest], *,
+def evaluate_unedited(editor: Editor, requests: Sequence[EditRequest], *, mode: str = "single",
                       metrics: Iterable[str] | None = None, batch_size: int = 32) -> EvalReport:
     """The unedited model's scores on the same requests (the baseline row of a table).
 
+    The requests are grouped as the methods' runs group them (``mode``): one at a time in
+    ``single`` mode, all together otherwise, so that the same locality pairs count (pairs that
+    another request of a group rewrites are left out, see ``editmethods.metrics.overlap``).
     Locality metrics are left out: they compare the model with itself before the edit.
     """
-    report = editor.evaluate(list(requests), metrics=metrics, batch_size=batch_size)
+    if mode == "single":
+        report = merge_reports(editor.evaluate([r], metrics=metrics, batch_size=batch_size)
+                               for r in requests)
+    else:
+        report = editor.evaluate(list(requests), metrics=metrics, batch_size=batch_size)
     return EvalReport(tuple(r for r in report if not r.name.startswith("locality")))
 
 
@@ -423,7 +432,8 @@ def run_benchmark(
     done: list[RunResult] = []
     runs = [_with_reference(editor.plugins, run, model_name) for run in runs]
     model_type = getattr(editor.model.config, "model_type", "?")
-    unedited = evaluate_unedited(editor, requests, metrics=metrics, batch_size=batch_size)
+    unedited = evaluate_unedited(editor, requests, mode=mode, metrics=metrics,
+                                 batch_size=batch_size)
     todo = []
     for run in runs:
         reason = _skip_reason(editor.plugins, run, model_type, mode, len(requests))

@@ -35,7 +35,7 @@ def register(cli: click.Group) -> None:
             if hparams is None:
                 hparams = reference_hparams(editor.plugins, method, model_name)
             wanted = split_metrics(metrics)
-            unedited = evaluate_unedited(editor, requests, metrics=wanted)
+            unedited = evaluate_unedited(editor, requests, mode=mode or "single", metrics=wanted)
             run = evaluate_method(editor, method, hparams, requests, mode=mode or "single",
                                   metrics=wanted, progress=not no_progress)
         except EditmethodsError as exc:
