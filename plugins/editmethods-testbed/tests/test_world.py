@@ -42,7 +42,7 @@ def test_world_shape():
 
 def test_training_text_never_contains_held_out_phrasings():
     w = build_world(n_people=30, seed=0, n_countries=8)
-    text = " ".join("".join(t for t, _ in pieces) for _, pieces in fact_units(w) + demo_units(w, 300, 0))
+    text = " ".join("".join(t for t, _ in pieces) for _, pieces, *_ in fact_units(w) + demo_units(w, 300, 0))
     for f in w.facts:
         assert f"{f.prompt(f.heldout_template())} {f.object}." not in text
         assert f"{f.prompt(f.heldout_template())} {f.object}\n" not in text

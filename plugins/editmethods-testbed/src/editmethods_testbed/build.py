@@ -131,12 +131,16 @@ def finish_model(model, tok, world, info: dict, out_dir: str | Path, seed: int =
 @click.option("--steps", type=int, default=None, help="Training steps per model (default: gpt2 1200, llama 1000).")
 @click.option("--countries", default=50, show_default=True, help="Real countries in the world.")
 @click.option("--threads", default=1, show_default=True, help="torch CPU threads.")
-def build_command(subjects, out, arch, seed, steps, countries, threads):
+@click.option("--subject-mask-p", type=click.FloatRange(0.0, 1.0), default=0.0, show_default=True,
+              help="Probability per subject occurrence in a fact sentence that later positions "
+                   "may not attend to the subject's earlier tokens (pushes the model to resolve "
+                   "subjects at their last token, where ROME/MEMIT edit; 0 = plain training).")
+def build_command(subjects, out, arch, seed, steps, countries, threads, subject_mask_p):
     """Build the testbed: fact world, reference model(s), benchmark files."""
     target = Path(out) if out else PACKAGE_DIR
     click.echo(f"building the testbed into {target}")
     result = build(out=target, subjects=subjects, arch=arch, seed=seed, steps=steps,
-                   countries=countries, threads=threads)
+                   countries=countries, threads=threads, subject_mask_p=subject_mask_p)
     click.echo(f"done in {result['total_seconds']} s")
 
 

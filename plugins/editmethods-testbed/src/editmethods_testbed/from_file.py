@@ -86,7 +86,8 @@ class RecordWorld:
     def fact_units(self):
         units = []
         for f in self.edits + self.local:
-            units.append(("fact", [(f.prompt, 1.0), (" " + f.answer, ANSWER_WEIGHT), (".", 1.0)]))
+            units.append(("fact", [(f.prompt, 1.0), (" " + f.answer, ANSWER_WEIGHT), (".", 1.0)],
+                          f.subject or None))
         return units * self.repeats
 
     def demo_units(self, n: int, seed: int):

@@ -122,7 +122,11 @@ def key_module(model, layer: int):
 
 
 class Encoded:
-    """A unit tokenized in its two forms: at the start of a sequence, and after another unit."""
+    """A unit tokenized in its forms: at the start of a sequence, after " ", after a newline.
+
+    Each form is ``(ids, weights, subject)``: ``subject`` is the ``(first, last)`` token index
+    of the unit's subject in that form, or ``None``.
+    """
 
     __slots__ = ("kind", "first", "mid", "mid_nl")
 
@@ -130,39 +134,58 @@ class Encoded:
         self.kind, self.first, self.mid, self.mid_nl = kind, first, mid, mid_nl
 
 
+def _subject_span(offsets, text: str, subject: str | None):
+    """Token indices (first, last) of ``subject`` in ``text`` from the tokenizer's offsets."""
+    if not subject or subject not in text:
+        return None
+    start = text.index(subject)
+    end = start + len(subject)
+    hits = [i for i, (a, b) in enumerate(offsets) if a < end and b > start]
+    return (hits[0], hits[-1]) if hits else None
+
+
 def encode_units(tok, units) -> list[Encoded]:
     """Tokenize units in three forms: first in a sequence, after " " and after a newline.
 
     Facts are joined by a space or a newline (half each), so that sentence-initial subjects
     (tokenized without the leading-space marker) are trained as often as mid-text ones.
+    A unit is ``(kind, pieces)`` or ``(kind, pieces, subject)``; the subject, when given, is
+    looked up in the first piece and its token span kept (see :class:`Encoded`).
     """
     out = []
     texts: dict[str, list[str]] = {"first": [], "mid": [], "mid_nl": []}
     meta = []
-    for kind, pieces in units:
+    for kind, pieces, *rest in units:
         seps = {"first": "", "mid": " " if kind == "fact" else "\n\n", "mid_nl": "\n"}
         for form, prefix in seps.items():
             for j, (text, w) in enumerate(pieces):
                 texts[form].append((prefix + text) if j == 0 else text)
         meta.append(len(pieces))
-    encs = [tok(texts[f], add_special_tokens=False).input_ids for f in ("first", "mid", "mid_nl")]
+    encs = [tok(texts[f], add_special_tokens=False, return_offsets_mapping=True)
+            for f in ("first", "mid", "mid_nl")]
     i = 0
-    for (kind, pieces), n in zip(units, meta):
+    for (kind, pieces, *rest), n in zip(units, meta):
+        subject = rest[0] if rest else None
         forms = []
-        for enc in encs:
+        for form, enc in zip(("first", "mid", "mid_nl"), encs):
             ids, ws = [], []
             for j in range(n):
-                piece = enc[i + j]
+                piece = enc.input_ids[i + j]
                 ids.extend(piece)
                 ws.extend([pieces[j][1]] * len(piece))
-            forms.append((ids, ws))
+            span = _subject_span(enc.offset_mapping[i], texts[form][i], subject)
+            forms.append((ids, ws, span))
         out.append(Encoded(kind, forms[0], forms[1], forms[2] if kind == "fact" else forms[1]))
         i += n
     return out
 
 
 def pack(encoded: Sequence[Encoded], max_len: int, rng: random.Random, pad_id: int):
-    """Shuffle units and pack them (facts with facts, demos with demos) into sequences."""
+    """Shuffle units and pack them (facts with facts, demos with demos) into sequences.
+
+    Returns ``(ids, weights, subjects)``: ``subjects[k]`` lists the ``(first, last)`` token
+    positions of the subjects in sequence ``k``.
+    """
     import torch
 
     seqs = []
@@ -171,24 +194,46 @@ def pack(encoded: Sequence[Encoded], max_len: int, rng: random.Random, pad_id: i
         rng.shuffle(items)
         cur_ids: list[int] = []
         cur_w: list[float] = []
+        cur_s: list[tuple[int, int]] = []
         for e in items:
-            ids, ws = (e.mid_nl if rng.random() < 0.5 else e.mid) if cur_ids else e.first
+            ids, ws, span = (e.mid_nl if rng.random() < 0.5 else e.mid) if cur_ids else e.first
             if cur_ids and len(cur_ids) + len(ids) > max_len:
-                seqs.append((cur_ids, cur_w))
-                ids, ws = e.first
-                cur_ids, cur_w = [], []
+                seqs.append((cur_ids, cur_w, cur_s))
+                ids, ws, span = e.first
+                cur_ids, cur_w, cur_s = [], [], []
+            if span is not None:
+                cur_s = cur_s + [(len(cur_ids) + span[0], len(cur_ids) + span[1])]
             cur_ids = cur_ids + ids
             cur_w = cur_w + ws
         if cur_ids:
-            seqs.append((cur_ids, cur_w))
+            seqs.append((cur_ids, cur_w, cur_s))
     rng.shuffle(seqs)
     ids = torch.full((len(seqs), max_len), pad_id, dtype=torch.long)
     wts = torch.zeros((len(seqs), max_len), dtype=torch.float32)
-    for k, (a, w) in enumerate(seqs):
+    subjects = []
+    for k, (a, w, s) in enumerate(seqs):
         a, w = a[:max_len], w[:max_len]
         ids[k, : len(a)] = torch.tensor(a)
         wts[k, : len(w)] = torch.tensor(w)
-    return ids, wts
+        subjects.append([(first, last) for first, last in s if last < max_len])
+    return ids, wts, subjects
+
+
+def subject_attention_mask(subjects: Sequence[Sequence[tuple[int, int]]], length: int, p: float,
+                           rng: random.Random):
+    """Causal 4-D boolean mask (``[batch, 1, length, length]``, True = may attend) in which,
+    for each multi-token subject with probability ``p``, the positions after the subject cannot
+    attend to its tokens before the last: what they learn of the subject must then come
+    through its last token, where ROME and MEMIT edit (large models resolve subjects there;
+    small ones trained without this read the name pieces from the prompt's last position)."""
+    import torch
+
+    mask = torch.tril(torch.ones(length, length, dtype=torch.bool)).repeat(len(subjects), 1, 1, 1)
+    for b, spans in enumerate(subjects):
+        for first, last in spans:
+            if last > first and rng.random() < p:
+                mask[b, 0, last + 1:, first:last] = False
+    return mask
 
 
 # -- training -------------------------------------------------------------------------------
@@ -211,8 +256,14 @@ def train(
     bf16: bool = True,
     model_kwargs: dict | None = None,
     log: list | None = None,
+    subject_mask_p: float = 0.0,
 ):
-    """Train one reference model on the world. Returns (model, tokenizer, info)."""
+    """Train one reference model on the world. Returns (model, tokenizer, info).
+
+    :param subject_mask_p: with this probability per subject occurrence in a fact sentence,
+        later positions may not attend to the subject's earlier tokens
+        (:func:`subject_attention_mask`); 0 trains with the plain causal mask.
+    """
     import torch
     from tqdm.auto import tqdm
 
@@ -220,6 +271,7 @@ def train(
         torch.set_num_threads(threads)
     torch.manual_seed(seed)
     rng = random.Random(seed)
+    mask_rng = random.Random(seed + 1)  # its own stream: the default build is unchanged
     t0 = time.time()
     if tok is None:
         tok = train_tokenizer(world, vocab_size)
@@ -238,7 +290,8 @@ def train(
     losses = []
     while step < steps:
         demos = encode_units(tok, world.demo_units(n_demo, seed * 1000 + epoch))
-        ids, wts = pack(rng.sample(facts, n_fact) + demos, max_len, rng, tok.pad_token_id)
+        ids, wts, subjects = pack(rng.sample(facts, n_fact) + demos, max_len, rng,
+                                  tok.pad_token_id)
         epoch += 1
         perm = torch.randperm(len(ids), generator=torch.Generator().manual_seed(seed + epoch))
         for b in range(0, len(ids) - batch_size + 1, batch_size):
@@ -246,8 +299,12 @@ def train(
                 break
             idx = perm[b : b + batch_size]
             x, w = ids[idx], wts[idx]
+            extra = {}
+            if subject_mask_p > 0:
+                extra["attention_mask"] = subject_attention_mask(
+                    [subjects[int(i)] for i in idx], x.shape[1], subject_mask_p, mask_rng)
             with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
-                logits = model(input_ids=x).logits
+                logits = model(input_ids=x, **extra).logits
             logp = torch.log_softmax(logits[:, :-1].float(), -1)
             nll = -logp.gather(-1, x[:, 1:, None])[..., 0]
             ww = w[:, 1:]
@@ -272,6 +329,7 @@ def train(
         "final_loss": round(sum(losses[-50:]) / max(1, len(losses[-50:])), 4),
         "params": sum(p.numel() for p in model.parameters()),
         "threads": torch.get_num_threads(),
+        "subject_mask_p": subject_mask_p,
     }
     return model, tok, info
 

@@ -434,15 +434,17 @@ ANSWER_WEIGHT = 5.0
 
 
 def fact_units(world: World) -> list[tuple[str, list[tuple[str, float]]]]:
-    """("fact", pieces) for each trained phrasing of each fact, and the trained two-hop ones."""
+    """("fact", pieces, subject) for each trained phrasing of each fact, and the trained
+    two-hop ones."""
     units = []
     for f in world.facts:
         for t in f.trained_templates():
-            units.append(("fact", [(f.prompt(t), 1.0), (" " + f.object, ANSWER_WEIGHT), (".", 1.0)]))
+            units.append(("fact", [(f.prompt(t), 1.0), (" " + f.object, ANSWER_WEIGHT), (".", 1.0)],
+                          f.subject))
     for p in world.people:
         for prompt, answer, trained in world.two_hop(p):
             if trained:
-                units.append(("fact", [(prompt, 1.0), (" " + answer, ANSWER_WEIGHT), (".", 1.0)]))
+                units.append(("fact", [(prompt, 1.0), (" " + answer, ANSWER_WEIGHT), (".", 1.0)], p))
     return units
 
 
