@@ -127,50 +127,76 @@ def run_rome(editor: Any, requests: Sequence[Any], hparams: Any, *, progress: bo
     return result
 
 
-def key_distinctness(editor: Any, requests: Sequence[Any], hp: Any,
-                     others: Sequence[Any] = ()) -> dict[str, float]:
-    """Raw pairwise cosine of the edited subjects' keys (different subjects only) and the
-    share of the unedited ``others``' whitened keys inside the span of the batch's, at each
-    edit layer (``_l<layer>`` suffixes)."""
-    import torch
-    from editmethods_rome.contexts import generate_prefixes
-    from editmethods_rome.keys import averaged_keys
-    from editmethods_rome.method import module_name
-    from editmethods_rome.update import module_stats
+class KeyFigures:
+    """Key-distinctness figures of MEMIT batches (see the module docstring). What does not
+    depend on the batch (the context prefixes, each layer's whitening, the unedited subjects'
+    whitened keys) is computed once and reused for every batch size."""
 
-    arch = editor.architecture
-    prefixes = generate_prefixes(editor.model, editor.tokenizer, hp.context_template_length_params,
-                                 starts=hp.context_template_starts, seed=hp.context_seed)
-    subjects = [r.subject for r in requests]
-    batch_subjects = set(subjects)
-    others = [r for r in others if r.subject not in batch_subjects]
-    out: dict[str, float] = {}
-    for layer in hp.layers:
-        name = module_name(hp.rewrite_module_tmp, arch, "mlp_out", layer)
-        keys, _ = averaged_keys(editor.model, editor.tokenizer, name, requests, prefixes,
-                                hp.fact_token)
-        k = torch.nn.functional.normalize(keys.double(), dim=-1)
-        cos = k @ k.T
-        vals = sorted(float(cos[i, j]) for i in range(len(requests))
-                      for j in range(i + 1, len(requests)) if subjects[i] != subjects[j])
-        if vals:
-            out[f"key_cos_mean_l{layer}"] = mean(vals)
-            out[f"key_cos_p95_l{layer}"] = vals[int(0.95 * (len(vals) - 1))]
-            out[f"key_cos_max_l{layer}"] = vals[-1]
-        if not others:
-            continue
-        other_keys, _ = averaged_keys(editor.model, editor.tokenizer, name, others, prefixes,
-                                      hp.fact_token)
-        # Whiten by C = L Lᵀ: MEMIT's λC + KKᵀ is plain ridge regression in these coordinates.
-        chol = torch.linalg.cholesky(module_stats(editor.model, editor.tokenizer, name, hp)
-                                     .regularized(hp.mom2_ridge))
-        batch_w = torch.linalg.solve_triangular(chol, keys.double().T.to(chol.device), upper=False)
-        other_w = torch.linalg.solve_triangular(chol, other_keys.double().T.to(chol.device),
-                                                upper=False)
-        basis, _ = torch.linalg.qr(batch_w)
-        share = (basis.T @ other_w).norm(dim=0) ** 2 / other_w.norm(dim=0) ** 2
-        out[f"others_in_batch_span_l{layer}"] = float(share.mean())
-    return out
+    def __init__(self, editor: Any, hp: Any, others: Sequence[Any] = ()) -> None:
+        from editmethods_rome.contexts import generate_prefixes
+
+        self.editor, self.hp, self.others = editor, hp, list(others)
+        self.prefixes = generate_prefixes(editor.model, editor.tokenizer,
+                                          hp.context_template_length_params,
+                                          starts=hp.context_template_starts, seed=hp.context_seed)
+        self._whitening: dict[int, Any] = {}
+        self._others: dict[int, tuple[list[str], Any]] = {}
+
+    def _keys(self, layer: int, requests: Sequence[Any]):
+        from editmethods_rome.keys import averaged_keys
+        from editmethods_rome.method import module_name
+
+        name = module_name(self.hp.rewrite_module_tmp, self.editor.architecture, "mlp_out", layer)
+        keys, _ = averaged_keys(self.editor.model, self.editor.tokenizer, name, requests,
+                                self.prefixes, self.hp.fact_token)
+        return name, keys
+
+    def _whiten(self, layer: int, name: str, keys):
+        """Keys (rows) in coordinates where C = L Lᵀ is the identity: MEMIT's λC + KKᵀ is
+        plain ridge regression there. Returns columns."""
+        import torch
+        from editmethods_rome.update import module_stats
+
+        if layer not in self._whitening:
+            stats = module_stats(self.editor.model, self.editor.tokenizer, name, self.hp)
+            self._whitening[layer] = torch.linalg.cholesky(stats.regularized(self.hp.mom2_ridge))
+        chol = self._whitening[layer]
+        return torch.linalg.solve_triangular(chol, keys.double().T.to(chol.device), upper=False)
+
+    def __call__(self, requests: Sequence[Any]) -> dict[str, float]:
+        """Raw pairwise cosine of the edited subjects' keys (different subjects only) and the
+        share of the unedited subjects' whitened keys inside the span of the batch's, at each
+        edit layer (``_l<layer>`` suffixes)."""
+        import torch
+
+        subjects = [r.subject for r in requests]
+        out: dict[str, float] = {}
+        for layer in self.hp.layers:
+            name, keys = self._keys(layer, requests)
+            k = torch.nn.functional.normalize(keys.double(), dim=-1)
+            cos = k @ k.T
+            vals = sorted(float(cos[i, j]) for i in range(len(requests))
+                          for j in range(i + 1, len(requests)) if subjects[i] != subjects[j])
+            if vals:
+                out[f"key_cos_mean_l{layer}"] = mean(vals)
+                out[f"key_cos_p95_l{layer}"] = vals[int(0.95 * (len(vals) - 1))]
+                out[f"key_cos_max_l{layer}"] = vals[-1]
+            if not self.others:
+                continue
+            if layer not in self._others:
+                _, other_keys = self._keys(layer, self.others)
+                self._others[layer] = ([r.subject for r in self.others],
+                                       self._whiten(layer, name, other_keys))
+            other_subjects, other_w = self._others[layer]
+            # only subjects outside this batch count as "others"
+            keep = torch.tensor([s not in set(subjects) for s in other_subjects])
+            if not bool(keep.any()):
+                continue
+            other_w = other_w[:, keep.to(other_w.device)]
+            basis, _ = torch.linalg.qr(self._whiten(layer, name, keys))
+            share = (basis.T @ other_w).norm(dim=0) ** 2 / other_w.norm(dim=0) ** 2
+            out[f"others_in_batch_span_l{layer}"] = float(share.mean())
+        return out
 
 
 def run_memit(editor: Any, requests: Sequence[Any], hparams: Any, sizes: Sequence[int],
@@ -179,6 +205,7 @@ def run_memit(editor: Any, requests: Sequence[Any], hparams: Any, sizes: Sequenc
     from editmethods_memit import MEMITHyperParams
 
     hp = load_hparams(MEMITHyperParams, hparams, method="memit")
+    key_figures = KeyFigures(editor, hp, others)
     rows = []
     for size in sizes:
         batch = list(requests[:size])
@@ -190,8 +217,7 @@ def run_memit(editor: Any, requests: Sequence[Any], hparams: Any, sizes: Sequenc
         per = measure(editor, batch)
         editor.rollback(handle)
         row = {m: mean(v) for m, v in per.items()}
-        row.update(batch=len(batch), seconds=seconds,
-                   **key_distinctness(editor, batch, hp, others))
+        row.update(batch=len(batch), seconds=seconds, **key_figures(batch))
         print("memit row:", {k: fmt(v) for k, v in row.items()}, flush=True)
         rows.append(row)
     return rows

@@ -360,10 +360,10 @@ def build_world(
     birth_pool = sorted(rng.sample(city_names, min(n_birth_cities, len(city_names))))
     languages = sorted({c["language"] for c in countries} | {"English", "French", "Spanish", "German"})
 
-    # people: unique names, first name + two-piece surname
-    combos = [(f, a + b) for f in FIRST_NAMES for a in SURNAME_ONSETS for b in SURNAME_ENDINGS]
-    if n_people > len(FIRST_NAMES) * len(SURNAME_ONSETS) * len(SURNAME_ENDINGS):
-        raise ValueError(f"n_people={n_people} exceeds the name space")
+    # people: unique names, first name + two-piece surname (the surnames themselves are unique)
+    if n_people > len(SURNAME_ONSETS) * len(SURNAME_ENDINGS):
+        raise ValueError(f"n_people={n_people} exceeds the {len(SURNAME_ONSETS) * len(SURNAME_ENDINGS)} "
+                         "distinct surnames")
     # spread surnames: prefer unused surname pieces so pieces are shared evenly
     people: list[str] = []
     used_surnames: set[str] = set()
@@ -383,7 +383,6 @@ def build_world(
         end_use[b] += 1
         first_use[f] += 1
         people.append(f"{f} {a}{b}")
-    del combos
 
     pools = {
         "birth_city": birth_pool,
@@ -433,7 +432,7 @@ def build_world(
 ANSWER_WEIGHT = 5.0
 
 
-def fact_units(world: World) -> list[tuple[str, list[tuple[str, float]]]]:
+def fact_units(world: World) -> list[tuple[str, list[tuple[str, float]], str]]:
     """("fact", pieces, subject) for each trained phrasing of each fact, and the trained
     two-hop ones."""
     units = []
