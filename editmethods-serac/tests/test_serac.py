@@ -169,3 +169,16 @@ def test_train_command_writes_a_checkpoint(tmp_path):
                                       "--out", str(tmp_path / "ck"), "--steps", "3", "--batch-size", "4"])
     assert result.exit_code == 0, result.output
     assert json.loads((tmp_path / "ck" / "serac.json").read_text())["train"]["steps"] == 3
+
+
+def test_validation_ranks_reading_the_edit_before_retention():
+    from editmethods_serac.train import selection_key
+
+    untrained = {"in_scope": 0.7633, "out_of_scope": 0.555, "score": 0.659}
+    trained = {"in_scope": 0.9967, "out_of_scope": 0.265, "score": 0.631}
+    overfit = {"in_scope": 1.0, "out_of_scope": 0.13, "score": 0.565}
+    states = {"untrained": untrained, "trained": trained, "overfit": overfit}
+    # in-scope ties at 0.01 go to the state that keeps more of the other facts
+    assert max(states, key=lambda k: selection_key(states[k])) == "trained"
+    # no out-of-scope cases: in-scope alone decides
+    assert selection_key({"in_scope": 0.5}) == (0.5, 0.0)
