@@ -20,9 +20,9 @@ def test_small_build_end_to_end(tmp_path):
                    threads=1, progress=False, batch_size=8, max_len=64,
                    model_kwargs={"n_layer": 3, "d": 32, "n_head": 2})
     assert set(result) >= {"gpt2", "llama", "data"}
-    # each architecture built as its bundled model was: the subject mask on GPT-2 only
+    # each architecture built as its bundled model was: with the subject mask
     assert result["gpt2"]["training"]["subject_mask_p"] == 0.5
-    assert result["llama"]["training"]["subject_mask_p"] == 0.0
+    assert result["llama"]["training"]["subject_mask_p"] == 0.5
     for arch, model_type in (("gpt2", "gpt2"), ("llama", "llama")):
         folder = tmp_path / "models" / arch
         manifest = json.loads((folder / "manifest.json").read_text())

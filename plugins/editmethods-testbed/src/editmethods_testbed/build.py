@@ -18,9 +18,9 @@ from editmethods_testbed import ARCHES, PACKAGE_DIR
 # Training steps per architecture for the full world (about 10 CPU-minutes each on 1 thread).
 DEFAULT_STEPS = {"gpt2": 1200, "llama": 1000}
 # Subject-attention masking in training per architecture, as the bundled models were built:
-# testbed-gpt2 with half of the subject occurrences masked (so it resolves a person at the
-# subject's last token, where ROME and MEMIT edit; see the README), testbed-llama without.
-DEFAULT_SUBJECT_MASK_P = {"gpt2": 0.5, "llama": 0.0}
+# half of the subject occurrences masked, so that the models resolve a person at the subject's
+# last token, where ROME and MEMIT edit (see the README).
+DEFAULT_SUBJECT_MASK_P = {"gpt2": 0.5, "llama": 0.5}
 
 
 def build(
@@ -143,7 +143,7 @@ def finish_model(model, tok, world, info: dict, out_dir: str | Path, seed: int =
               help="Probability per subject occurrence in a fact sentence that later positions "
                    "may not attend to the subject's earlier tokens (pushes the model to resolve "
                    "subjects at their last token, where ROME/MEMIT edit; 0 = plain training). "
-                   "Default: gpt2 0.5, llama 0, as the bundled models were built.")
+                   "Default: 0.5, as the bundled models were built.")
 def build_command(subjects, out, arch, seed, steps, countries, threads, subject_mask_p):
     """Build the testbed: fact world, reference model(s), benchmark files."""
     target = Path(out) if out else PACKAGE_DIR
