@@ -31,5 +31,8 @@ def test_memit_batch_on_the_reference_model(arch):
     handle = editor.edit(requests, "memit", hp)
     report = editor.evaluate(requests, metrics=["efficacy", "neighborhood"])
     editor.rollback(handle)
-    assert report["efficacy"].value >= 0.7, report.format()
-    assert report["neighborhood"].value >= 0.7, report.format()
+    print(report.format())
+    # the floors for a batch of 100 (measured here: 1.00 / 0.96 on GPT-2, 1.00 / 0.98 on
+    # LLaMA); the earlier reference builds gave about 0.7 neighborhood here at 100
+    assert report["efficacy"].value >= 0.9, report.format()
+    assert report["neighborhood"].value >= 0.85, report.format()

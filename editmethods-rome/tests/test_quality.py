@@ -39,6 +39,8 @@ def test_rome_edits_on_the_reference_model(arch):
     for k, v in editor.model.state_dict().items():
         assert (v == state[k]).all(), f"{k} not restored"
     mean = lambda xs: sum(xs) / len(xs)  # noqa: E731
-    assert mean(eff) >= 0.8, f"efficacy {eff}"
-    assert mean(para) >= 0.5, f"paraphrase {para}"
-    assert mean(neigh) >= 0.7, f"neighborhood {neigh}"
+    print(arch, eff, para, neigh)
+    # the targets for 100 edits (measured here on both models: 1.0 / 0.92 / 1.0)
+    assert mean(eff) >= 0.95, f"efficacy {eff}"
+    assert mean(para) >= 0.7, f"paraphrase {para}"
+    assert mean(neigh) >= 0.9, f"neighborhood {neigh}"
