@@ -170,6 +170,7 @@ class KeyFigures:
         import torch
 
         subjects = [r.subject for r in requests]
+        batch_subjects = set(subjects)
         out: dict[str, float] = {}
         for layer in self.hp.layers:
             name, keys = self._keys(layer, requests)
@@ -189,7 +190,7 @@ class KeyFigures:
                                        self._whiten(layer, name, other_keys))
             other_subjects, other_w = self._others[layer]
             # only subjects outside this batch count as "others"
-            keep = torch.tensor([s not in set(subjects) for s in other_subjects])
+            keep = torch.tensor([s not in batch_subjects for s in other_subjects])
             if not bool(keep.any()):
                 continue
             other_w = other_w[:, keep.to(other_w.device)]

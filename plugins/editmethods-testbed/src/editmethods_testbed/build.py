@@ -17,10 +17,10 @@ from editmethods_testbed import ARCHES, PACKAGE_DIR
 
 # Training steps per architecture for the full world (about 10 CPU-minutes each on 1 thread).
 DEFAULT_STEPS = {"gpt2": 1200, "llama": 1000}
-# Subject-attention masking in training per architecture, as the bundled models were built:
-# half of the subject occurrences masked, so that the models resolve a person at the subject's
-# last token, where ROME and MEMIT edit (see the README).
-DEFAULT_SUBJECT_MASK_P = {"gpt2": 0.5, "llama": 0.5}
+# Subject-attention masking in training, as the bundled models were built: half of the
+# subject occurrences masked, so that the models resolve a person at the subject's last
+# token, where ROME and MEMIT edit (see the README).
+DEFAULT_SUBJECT_MASK_P = 0.5
 
 
 def build(
@@ -34,7 +34,7 @@ def build(
     progress: bool = True,
     export_data: bool = True,
     model_kwargs: dict | None = None,
-    subject_mask_p: float | None = None,
+    subject_mask_p: float = DEFAULT_SUBJECT_MASK_P,
     **train_kwargs,
 ) -> dict:
     """Build the world, train and save the model(s), export the benchmark.
@@ -66,10 +66,9 @@ def build(
     for a in archs:
         t1 = time.time()
         n_steps = steps if steps is not None else DEFAULT_STEPS[a]
-        mask_p = subject_mask_p if subject_mask_p is not None else DEFAULT_SUBJECT_MASK_P[a]
         model, tok, info = tr.train(world, arch=a, seed=seed, steps=n_steps, tok=tok,
                                     progress=progress, threads=threads, model_kwargs=model_kwargs,
-                                    subject_mask_p=mask_p, **train_kwargs)
+                                    subject_mask_p=subject_mask_p, **train_kwargs)
         result[a] = finish_model(model, tok, world, info, out / "models" / a, seed)
         result[a]["build_seconds"] = round(time.time() - t1, 1)
         tr.save_manifest(out / "models" / a, result[a])
@@ -139,11 +138,12 @@ def finish_model(model, tok, world, info: dict, out_dir: str | Path, seed: int =
 @click.option("--steps", type=int, default=None, help="Training steps per model (default: gpt2 1200, llama 1000).")
 @click.option("--countries", default=50, show_default=True, help="Real countries in the world.")
 @click.option("--threads", default=1, show_default=True, help="torch CPU threads.")
-@click.option("--subject-mask-p", type=click.FloatRange(0.0, 1.0), default=None,
+@click.option("--subject-mask-p", type=click.FloatRange(0.0, 1.0), default=DEFAULT_SUBJECT_MASK_P,
+              show_default=True,
               help="Probability per subject occurrence in a fact sentence that later positions "
                    "may not attend to the subject's earlier tokens (pushes the model to resolve "
-                   "subjects at their last token, where ROME/MEMIT edit; 0 = plain training). "
-                   "Default: 0.5, as the bundled models were built.")
+                   "subjects at their last token, where ROME/MEMIT edit; 0 = plain training; "
+                   "the bundled models were built with the default).")
 def build_command(subjects, out, arch, seed, steps, countries, threads, subject_mask_p):
     """Build the testbed: fact world, reference model(s), benchmark files."""
     target = Path(out) if out else PACKAGE_DIR
