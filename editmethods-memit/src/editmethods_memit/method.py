@@ -87,7 +87,7 @@ class _Planned(dict):
 
 def compute_zs(model: torch.nn.Module, tokenizer: Any, requests: Sequence[EditRequest],
                prefixes: Sequence[str], hp: MEMITHyperParams, z_module: str,
-               method: str = "memit") -> ValueResult:
+               method: str = "memit", architecture: Architecture | None = None) -> ValueResult:
     """Optimize z for every request: ``z_batch_size`` edits per forward/backward pass, or one
     at a time with ``z_mode: sequential``."""
     size = 1 if hp.z_mode == "sequential" else hp.z_batch_size
@@ -99,6 +99,7 @@ def compute_zs(model: torch.nn.Module, tokenizer: Any, requests: Sequence[EditRe
             fact_token=hp.fact_token, steps=hp.v_num_grad_steps, lr=hp.v_lr,
             weight_decay=hp.v_weight_decay, clamp_factor=hp.clamp_norm_factor,
             kl_factor=hp.kl_factor, early_stop=hp.v_early_stop, method=method,
+            architecture=architecture,
         ))
     return ValueResult(
         init=torch.cat([p.init for p in parts]), mean_init=torch.cat([p.mean_init for p in parts]),
@@ -134,7 +135,7 @@ def compute_memit_update(model: torch.nn.Module, tokenizer: Any, requests: Seque
     stats = {layer: module_stats(model, tokenizer, rewrite[layer], hp) for layer in layers} \
         if hp.mom2_adjustment else {}
     t_stats = time.perf_counter()
-    values = compute_zs(model, tokenizer, requests, prefixes, hp, z_module, method)
+    values = compute_zs(model, tokenizer, requests, prefixes, hp, z_module, method, arch)
     t_z = time.perf_counter()
     zs = values.init + values.delta  # [n, d]
 

@@ -104,7 +104,7 @@ def compute_rome_update(model: torch.nn.Module, tokenizer: Any, requests: Sequen
         model, tokenizer, [request], prefixes, module=value_module, fact_token=hp.fact_token,
         steps=hp.v_num_grad_steps, lr=hp.v_lr, weight_decay=hp.v_weight_decay,
         clamp_factor=hp.clamp_norm_factor, kl_factor=hp.kl_factor, early_stop=hp.v_early_stop,
-        method=method,
+        method=method, architecture=arch,
     )
     delta = values.delta[0]
     variant = hp.effective_variant

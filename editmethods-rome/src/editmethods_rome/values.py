@@ -14,6 +14,10 @@ has its own δ (rows of edit *i* only see δᵢ, so the gradients are those of s
 its own Adam state, and its own early stop: an edit whose NLL falls below ``early_stop``
 leaves the batch, and the remaining passes get cheaper. The reference code runs one edit at
 a time; with one edit this is the same computation.
+
+Given the model's architecture, a step runs only the blocks above the edited one and only the
+positions from the subject on, against a cache of everything δ cannot change
+(:mod:`editmethods_rome.upper_pass`); the result is that of the plain forward pass.
 """
 
 from __future__ import annotations
@@ -23,10 +27,12 @@ from typing import Any, Sequence
 import attrs
 import torch
 
+from editmethods.architectures import Architecture
 from editmethods.errors import EditError
 from editmethods.scoring import model_device, pad_id, target_ids
 from editmethods.tracing import trace
 from editmethods_rome.keys import lookup_index, pad_rows
+from editmethods_rome.upper_pass import UpperPass, equivalent
 
 
 @attrs.frozen
@@ -97,8 +103,16 @@ def optimize_values(
     early_stop: float = 5e-2,
     kl_prompt: str = "{} is a",
     method: str = "rome",
+    architecture: Architecture | None = None,
+    fast: bool = True,
 ) -> ValueResult:
     """Optimize one δ per request at the output of ``module`` (see the module docstring).
+
+    :param architecture: the model's module paths; with it (and ``fast``), each step runs
+        only the layers above ``module`` and the positions from the subject on, against a
+        cache of the rest (:mod:`editmethods_rome.upper_pass`), once that is checked to
+        reproduce a plain forward pass on this model. Without it every step is a plain
+        forward pass of the whole model.
 
     :raises EditError: when the loss becomes NaN/inf (nothing is changed).
     """
@@ -115,6 +129,23 @@ def optimize_values(
     for p in model.parameters():  # gradients are only needed for δ
         p.requires_grad_(False)
     state: dict[str, Any] = {}
+
+    def add_delta(name: str, out: torch.Tensor) -> torch.Tensor:
+        k, pos, d = state["add"]
+        if "init_rows" not in state:
+            state["init_rows"] = out[k, pos].detach().float().clone()
+        return out.index_put((k, pos), d.to(out.dtype), accumulate=True)
+
+    def plain(sel: torch.Tensor, delta_rows: torch.Tensor,
+              sites: Sequence[tuple[torch.Tensor, torch.Tensor]]) -> list[torch.Tensor]:
+        chosen = [rows[j] for j in sel.tolist()]
+        ids, mask = pad_rows([r.ids for r in chosen], pad, device)
+        k = torch.arange(len(chosen), device=device)
+        state["add"] = (k, torch.tensor([r.pos for r in chosen], device=device), delta_rows)
+        with trace(model, [module], edit_output=add_delta, retain_output=False, detach=False):
+            logits = model(input_ids=ids, attention_mask=mask).logits
+        return [logits[kk, pp] for kk, pp in sites]
+
     delta: torch.Tensor | None = None
     m = v = kl_init = None
     t = torch.zeros(n)
@@ -122,36 +153,43 @@ def optimize_values(
     done_steps = [steps] * n
     final_nll = [float("nan")] * n
     beta1, beta2, eps = 0.9, 0.999, 1e-8
-
-    def add_delta(name: str, out: torch.Tensor) -> torch.Tensor:
-        b = state["batch"]
-        if "init_rows" not in state:
-            state["init_rows"] = out[b["r_idx"], b["pos"]].detach().float().clone()
-        return out.index_put((b["r_idx"], b["pos"]), state["delta"][b["owner"]].to(out.dtype),
-                             accumulate=True)
-
     try:
+        forward = plain
+        upper = None
+        if architecture is not None and fast:
+            upper = UpperPass.build(model, architecture, module, [r.ids for r in rows],
+                                    [r.pos for r in rows], pad)
+        if upper is not None:
+            state["init_rows"] = upper.init
+            probe = _probe_delta(upper.init, rows, device)
+            everything = torch.arange(len(rows), device=device)
+            b0 = _batch_index(rows, list(range(len(rows))), device, n)
+            sites0 = [(b0["tok_k"], b0["tok_pos"]), (b0["kl_k"], b0["kl_pos"])]
+            if equivalent(model, lambda d: upper.logits(everything, d, sites0),
+                          lambda d: plain(everything, d, sites0), probe):
+                forward = upper.logits
+            else:
+                state.pop("init_rows", None)
         for step in range(steps):
             sel = [j for i in active for j in rows_of[i]]
             b = _batch_index(rows, sel, device, n)
-            ids, mask = pad_rows([rows[j].ids for j in sel], pad, device)
-            state["batch"] = b
+            sel_t = torch.tensor(sel, device=device)
             if delta is None:
-                width = _output_width(model, module, ids, mask)
+                width = (int(state["init_rows"].shape[-1]) if "init_rows" in state
+                         else _output_width(model, module, *pad_rows([rows[0].ids], pad, device)))
                 delta = torch.zeros(n, width, device=device)
                 m, v = torch.zeros_like(delta), torch.zeros_like(delta)
             d = delta.clone().requires_grad_(True)
-            state["delta"] = d
-            with torch.enable_grad(), trace(model, [module], edit_output=add_delta,
-                                            retain_output=False, detach=False):
-                logits = model(input_ids=ids, attention_mask=mask).logits
+            with torch.enable_grad():
+                tok_logits, kl_logits = forward(
+                    sel_t, d[b["owner"]], [(b["tok_k"], b["tok_pos"]), (b["kl_k"], b["kl_pos"])])
                 if step == 0:  # everything is active: rows are in edit order
                     init = state["init_rows"]
                     v0 = init[b["bare_k"]]
                     v_mean = torch.zeros(n, init.shape[-1], device=device).index_add_(
                         0, b["rw_edit"], init[b["rw_k"]]) / b["rw_count"][:, None]
                     v0_norm = v0.norm(dim=-1).clamp_min(1e-12)
-                lp = torch.log_softmax(logits[b["tok_k"], b["tok_pos"]].float(), -1)
+                lp = torch.log_softmax(tok_logits.float(), -1)
                 lp = lp.gather(1, b["tok_tgt"][:, None])[:, 0]
                 row_nll = torch.zeros(len(b["rw_k"]), device=device).index_add(
                     0, b["tok_row"], -lp) / b["row_len"]
@@ -159,7 +197,7 @@ def optimize_values(
                 nll = nll / b["rw_count"].clamp_min(1)
                 kl = torch.zeros(n, device=device)
                 if len(b["kl_k"]):
-                    klp = torch.log_softmax(logits[b["kl_k"], b["kl_pos"]].float(), -1)
+                    klp = torch.log_softmax(kl_logits.float(), -1)
                     if kl_init is None:
                         kl_init = torch.zeros(n, klp.shape[-1], device=device)
                         kl_init[b["kl_edit"]] = klp.detach()
@@ -208,6 +246,14 @@ def optimize_values(
     return ValueResult(init=v0.detach().cpu(), mean_init=v_mean.detach().cpu(),
                        delta=delta.detach().cpu(), steps=tuple(done_steps),
                        nll=tuple(final_nll))
+
+
+def _probe_delta(init: torch.Tensor, rows: Sequence[_Row], device: torch.device) -> torch.Tensor:
+    """A seeded random δ per row, of the size of the values, for the equivalence check."""
+    gen = torch.Generator().manual_seed(0)
+    probe = torch.randn(init.shape, generator=gen).to(device)
+    scale = init.norm(dim=-1, keepdim=True).mean().clamp_min(1e-6)
+    return probe / probe.norm(dim=-1, keepdim=True) * scale
 
 
 def _batch_index(rows: Sequence[_Row], sel: Sequence[int], device: torch.device, n: int) -> dict:
