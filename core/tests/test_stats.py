@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import sys
 import time
+import types
+import warnings
 
 import pytest
 import torch
 
 from editmethods.architectures import BUILTIN
+from editmethods.errors import EditmethodsError
 from editmethods.stats import (
     StatisticsError,
     register_corpus,
@@ -168,3 +172,102 @@ def test_facts_corpus_from_an_edit_dataset():
     assert corpus.identity.startswith("facts:")
     with pytest.raises(StatisticsError, match="no data file"):
         resolve_corpus("facts:/nonexistent/x.json")
+
+
+# -- corpora: bad input, the sample cap, Hugging Face streaming ------------------------------
+def test_unknown_corpus_name_lists_the_known_ones():
+    register_corpus("demo-known", lambda: ["a b"])
+    with pytest.raises(StatisticsError) as info:
+        resolve_corpus("wikipedai")
+    text = str(info.value)
+    for name in ("model-samples", "wikipedia", "wikitext", "facts:", "hf:", "demo-known"):
+        assert name in text
+    assert "path of a text file" in text and "register_corpus" in text
+    assert isinstance(info.value, EditmethodsError)
+
+
+def test_blank_corpus_file_is_named(tmp_path):
+    blank = tmp_path / "blank.txt"
+    blank.write_text("\n   \n\t\n")
+    with pytest.raises(StatisticsError, match=f"{blank}.*every line is blank"):
+        resolve_corpus(blank)
+    folder = tmp_path / "texts"
+    folder.mkdir()
+    (folder / "a.txt").write_text("\n\n")
+    with pytest.raises(StatisticsError, match=f"folder {folder}.*blank"):
+        resolve_corpus(folder)
+    with pytest.raises(StatisticsError, match="precomputed statistics"):
+        resolve_corpus("npz:/x")
+
+
+def test_samples_beyond_the_corpus_are_capped_with_a_warning(tmp_path):
+    model, tok = tiny_model("gpt2"), tiny_tokenizer()
+    module = "transformer.h.0.mlp.c_proj"
+    with pytest.warns(UserWarning, match=f"has {len(TEXTS)} texts, fewer than the 50 asked"):
+        first = second_moment(model, tok, module, TEXTS, n_samples=50, cache_folder=tmp_path,
+                              progress=False)
+    assert first.n_samples == len(TEXTS)
+    with pytest.warns(UserWarning, match="fewer than the 50"):  # and again from the cache
+        assert second_moment(model, tok, module, TEXTS, n_samples=50, cache_folder=tmp_path,
+                             progress=False).from_cache
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # no warning when the corpus is large enough
+        second_moment(model, tok, module, TEXTS, n_samples=len(TEXTS), cache=False,
+                      progress=False)
+
+
+class _FakeDatasets(types.ModuleType):
+    """Stands for the `datasets` package: records load_dataset's arguments and how many rows
+    were read from the (endless) stream."""
+
+    def __init__(self, fail: Exception | None = None):
+        super().__init__("datasets")
+        self.calls: list[tuple[tuple, dict]] = []
+        self.read = 0
+        self.fail = fail
+
+    def load_dataset(self, *args, **kwargs):
+        self.calls.append((args, kwargs))
+        if self.fail is not None:
+            raise self.fail
+
+        def rows():
+            i = 0
+            while True:
+                self.read += 1
+                yield {"id": str(i), "text": f"Article {i} is about Paris" if i % 3 else ""}
+                i += 1
+
+        return rows()
+
+
+def test_wikipedia_is_streamed_and_only_the_first_texts_read(tmp_path, monkeypatch):
+    fake = _FakeDatasets()
+    monkeypatch.setitem(sys.modules, "datasets", fake)
+    model, tok = tiny_model("gpt2"), tiny_tokenizer()
+    module = "transformer.h.0.mlp.c_proj"
+    stats = second_moment(model, tok, module, "wikipedia", n_samples=4, cache_folder=tmp_path,
+                          progress=False)
+    assert fake.calls == [(("wikimedia/wikipedia", "20231101.en"),
+                           {"split": "train", "streaming": True})]
+    assert stats.n_samples == 4 and fake.read == 6  # 4 texts; the blank rows are skipped
+    # cached statistics need neither the package nor the network
+    monkeypatch.setitem(sys.modules, "datasets", None)
+    assert second_moment(model, tok, module, "wikipedia", n_samples=4, cache_folder=tmp_path,
+                         progress=False).from_cache
+    monkeypatch.setitem(sys.modules, "datasets", fake)
+    second_moment(model, tok, module, "wikitext", n_samples=2, cache=False, progress=False)
+    second_moment(model, tok, module, "hf:my/corpus:en", n_samples=2, cache=False, progress=False)
+    assert [c[0] for c in fake.calls[1:]] == [("wikitext", "wikitext-103-raw-v1"), ("my/corpus", "en")]
+    assert all(c[1]["streaming"] is True for c in fake.calls)
+
+
+def test_streaming_errors_say_what_to_do(tmp_path, monkeypatch):
+    model, tok = tiny_model("gpt2"), tiny_tokenizer()
+    module = "transformer.h.0.mlp.c_proj"
+    monkeypatch.setitem(sys.modules, "datasets", None)
+    with pytest.raises(StatisticsError, match="`datasets` package is not installed.*model-samples"):
+        second_moment(model, tok, module, "wikitext", n_samples=2, cache=False, progress=False)
+    monkeypatch.setitem(sys.modules, "datasets", _FakeDatasets(ConnectionError("no network")))
+    with pytest.raises(StatisticsError, match="no network.*offline.*model-samples"):
+        second_moment(model, tok, module, "wikipedia", n_samples=2, cache=False, progress=False)
