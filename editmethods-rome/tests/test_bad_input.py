@@ -1,5 +1,7 @@
 """Bad input is refused with a clear error, and the model is left exactly as it was."""
 
+import warnings
+
 import pytest
 import torch
 
@@ -68,8 +70,16 @@ def test_empty_target_after_tokenization(editor):
     _refused(editor, req, HP, RequestError, match="empty after tokenization")
 
 
-def test_loss_layer_must_be_the_last(editor):
-    _refused(editor, REQ, dict(HP, v_loss_layer=0), match="v_loss_layer")
+def test_loss_layer_of_another_depth_only_warns(editor):
+    """EasyEdit's files set v_loss_layer for their model's depth: they run, with a warning
+    that the loss is read at this model's last layer."""
+    with pytest.warns(UserWarning, match=r"v_loss_layer=31 is not this model's last layer \(1\)"):
+        handle = editor.edit(REQ, "rome", dict(HP, v_loss_layer=31))
+    assert handle.update.deltas
+    with warnings.catch_warnings():
+        warnings.filterwarnings("error", message=".*v_loss_layer")  # the right value is silent
+        editor.rollback(handle)
+        editor.edit(REQ, "rome", dict(HP, v_loss_layer=1))
 
 
 def test_template_of_another_architecture(editor):

@@ -186,18 +186,23 @@ def load_hparams(
     data.update(overrides)
     problems: list[str] = []
     result = None
+    whole: list[str] = []  # errors of the class as a whole (checks across fields)
     try:
         result = converter.structure(data, cls)
     except cattrs.errors.BaseValidationError as exc:
         problems.extend(
             p for p in cattrs.transform_error(exc, path=where) if not p.startswith("invalid value @")
         )
-    except (ValueError, TypeError):
-        pass
+        whole = [f"{e} @ {where}" for e in exc.exceptions
+                 if isinstance(e, (ValueError, TypeError))
+                 and not isinstance(e, cattrs.errors.BaseValidationError)]
+    except (ValueError, TypeError) as exc:
+        whole = [f"{exc} @ {where}"]
+    # a field validator's error is reported here, with its field's path
     problems.extend(_validator_problems(cls, data, where))
     if problems or result is None:
         if not problems:
-            problems = [f"could not build {cls.__name__} from the given values @ {where}"]
+            problems = whole or [f"could not build {cls.__name__} from the given values @ {where}"]
         n = len(problems)
         raise HyperParamsError(
             f"{n} problem{'s' if n > 1 else ''} in {where}:\n  " + "\n  ".join(problems)

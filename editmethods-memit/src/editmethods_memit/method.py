@@ -25,26 +25,43 @@ from tqdm.auto import tqdm
 from editmethods.architectures import Architecture, get_module, weight_layout
 from editmethods.errors import EditError
 from editmethods.types import Delta, EditRequest, Location, Update
-from editmethods_memit.hparams_memit import MEMITHyperParams
+from editmethods_memit.hparams_memit import MEMITHyperParams, lambda_for
 from editmethods_rome.contexts import generate_prefixes
 from editmethods_rome.keys import averaged_keys, context_sites, module_io_at
-from editmethods_rome.method import check_module_templates, module_name
+from editmethods_rome.depth import memit_layers, warn_chosen
+from editmethods_rome.method import check_loss_layer, check_module_templates, module_name
 from editmethods_rome.update import module_stats
 from editmethods_rome.values import ValueResult, optimize_values
 
 
+def memit_layers_for(model: torch.nn.Module, hp: MEMITHyperParams, arch: Architecture,
+                     method: str = "memit", warn: bool = True) -> tuple[int, ...]:
+    """The layers from hparams, or, when hparams set none, the window the model's depth
+    gives (:func:`editmethods_rome.depth.memit_layers`, with a warning saying how to set it)."""
+    if hp.layers is not None:
+        return tuple(hp.layers)
+    n = arch.n_layers(model)
+    chosen = memit_layers(n)
+    if warn:
+        warn_chosen(method, chosen, n)
+    return chosen
+
+
 def locate_memit(model: torch.nn.Module, tokenizer: Any, requests: Sequence[EditRequest],
                  hp: MEMITHyperParams, arch: Architecture, method: str = "memit") -> Location:
-    """The layers from hparams; with ``locate: causal_trace``, the same number of layers
-    ending at the layer that causal tracing finds strongest."""
-    layers = tuple(hp.layers)
-    source = "hparams"
+    """The layers from hparams, or from the model's depth when hparams set none; with
+    ``locate: causal_trace``, as many layers (the depth rule's width when unset) ending at the
+    layer that causal tracing finds strongest."""
+    source = "hparams" if hp.layers is not None else "depth"
     if hp.locate == "causal_trace":
         from editmethods_rome.method import _traced_layer
 
+        width = len(memit_layers_for(model, hp, arch, method, warn=False))
         top = _traced_layer(model, tokenizer, requests, arch, method)
-        layers = tuple(range(max(0, top - len(layers) + 1), top + 1))
+        layers = tuple(range(max(0, top - width + 1), top + 1))
         source = "causal_trace"
+    else:
+        layers = memit_layers_for(model, hp, arch, method)
     for layer in layers:
         arch.check_layer(model, layer)
     modules = tuple(module_name(hp.rewrite_module_tmp, arch, "mlp_out", layer) for layer in layers)
@@ -112,10 +129,11 @@ def compute_memit_update(model: torch.nn.Module, tokenizer: Any, requests: Seque
                          hp: MEMITHyperParams, location: Location, arch: Architecture,
                          method: str = "memit") -> Update:
     started = time.perf_counter()
-    layers = tuple(location.layers) if location.layers else tuple(hp.layers)
+    layers = tuple(location.layers) if location.layers else memit_layers_for(model, hp, arch, method)
     for layer in layers:
         arch.check_layer(model, layer)
         check_module_templates(model, hp, arch, layer)
+    check_loss_layer(model, hp, arch, method)
     subjects = {}
     for r in requests:  # one subject with two different new facts in a batch is ambiguous
         key = (r.prompt, r.subject)
@@ -154,7 +172,7 @@ def compute_memit_update(model: torch.nn.Module, tokenizer: Any, requests: Seque
             resid = (zs.to(cur.device) - cur).double() / (len(layers) - i)  # [n, d]
             K = keys.double().T  # [d_in, n]
             d_in = K.shape[0]
-            lam = hp.lam(d_in)
+            lam = lambda_for(hp, d_in, method)
             if hp.mom2_adjustment:
                 C = stats[layer].regularized(hp.mom2_ridge).to(K.device)
             else:

@@ -30,6 +30,11 @@ def _check_length_params(instance, attribute, value):
             )
 
 
+def optional_layers(value):
+    """``None`` (choose by the model's depth, see :mod:`editmethods_rome.depth`) or a tuple."""
+    return None if value is None else tuple(value)
+
+
 def _optional_template(instance, attribute, value):
     if value is not None and "{}" not in value and attribute.name.endswith("_tmp"):
         raise ValueError(f"'{attribute.name}' must contain '{{}}' for the layer, got {value!r}")
@@ -45,7 +50,8 @@ class LocateThenEditHyperParams(HyperParams):
     #: Steps, learning rate, weight decay and KL weight of the v* optimization.
     v_num_grad_steps: int = attrs.field(default=20, validator=v.ge(1))
     v_lr: float = attrs.field(default=0.5, validator=v.gt(0))
-    #: The loss is read from the model's logits (the last layer); kept for EasyEdit's files.
+    #: The loss is read from the model's logits (after the last layer); kept for EasyEdit's
+    #: files, which set it for their model's depth (another value only warns).
     v_loss_layer: int | None = None
     v_weight_decay: float = attrs.field(default=0.5, validator=v.ge(0))
     kl_factor: float = attrs.field(default=0.0625, validator=v.ge(0))
@@ -62,9 +68,11 @@ class LocateThenEditHyperParams(HyperParams):
     attn_module_tmp: str | None = attrs.field(default=None, validator=_optional_template)
     ln_f_module: str | None = None
     lm_head_module: str | None = None
-    #: Statistics corpus: a text file, a folder of .txt, a name registered with
-    #: ``editmethods.stats.register_corpus``, a ``module:function`` spec, or a Hugging Face
-    #: dataset name (needs ``datasets``).
+    #: Statistics corpus: ``model-samples`` (texts sampled from the model, offline), a text
+    #: file, a folder of .txt, ``wikipedia`` / ``wikitext`` / ``hf:NAME`` (streamed, needs
+    #: ``datasets``), ``facts:DATA``, a name registered with
+    #: ``editmethods.stats.register_corpus``, a ``module:function`` spec; or precomputed
+    #: statistics, ``npz:PATH`` (ROME's/EasyEdit's files). See docs/statistics.md.
     mom2_dataset: str = "wikipedia"
     mom2_n_samples: int = attrs.field(default=100_000, validator=v.ge(1))
     mom2_dtype: Literal["float32", "float64"] = "float64"
@@ -79,13 +87,15 @@ class LocateThenEditHyperParams(HyperParams):
 class ROMEHyperParams(LocateThenEditHyperParams):
     """ROME: a rank-one update of one MLP output projection (Meng et al., 2022).
 
-    Defaults are the paper's GPT-2 XL values except the layer (0: the only layer every model
-    has; set it per model, see the shipped YAML files) and ``variant`` (chosen by
-    measurement, see the README).
+    Defaults are the paper's GPT-2 XL values except the layer and ``variant`` (chosen by
+    measurement, see the README). ``layers`` unset (``None``) means: choose by the model's
+    depth, ``floor(n/6 + 1/2)`` (GPT-J, LLaMA: 5), with a warning; the shipped YAML files
+    set it per model.
     """
 
-    layers: tuple[int, ...] = attrs.field(default=(0,), converter=tuple,
-                                          validator=v.and_(v.min_len(1), v.max_len(1)))
+    layers: tuple[int, ...] | None = attrs.field(
+        default=None, converter=optional_layers,
+        validator=v.optional(v.and_(v.min_len(1), v.max_len(1))))
     #: ‖δ‖ ≤ clamp_norm_factor · ‖v₀‖ (v₀: the original value at the subject token).
     clamp_norm_factor: float = attrs.field(default=4.0, validator=v.gt(0))
     #: [[tokens, count], ...] of generated context prefixes (ROME: 10 of 5 and 10 of 10).
@@ -101,8 +111,9 @@ class ROMEHyperParams(LocateThenEditHyperParams):
     original_implementation: bool | None = None
 
     @property
-    def layer(self) -> int:
-        return self.layers[0]
+    def layer(self) -> int | None:
+        """The layer set in hparams; ``None`` when the model's depth chooses it."""
+        return self.layers[0] if self.layers else None
 
     @property
     def effective_variant(self) -> str:

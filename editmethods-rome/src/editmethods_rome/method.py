@@ -7,6 +7,7 @@ applies it (and undoes it exactly).
 from __future__ import annotations
 
 import time
+import warnings
 from typing import Any, Sequence
 
 import torch
@@ -15,6 +16,7 @@ from editmethods.architectures import Architecture, get_module
 from editmethods.errors import EditError
 from editmethods.types import EditRequest, Location, Update
 from editmethods_rome.contexts import generate_prefixes
+from editmethods_rome.depth import rome_layer, warn_chosen
 from editmethods_rome.hparams_rome import ROMEHyperParams
 from editmethods_rome.keys import averaged_keys
 from editmethods_rome.update import apply_module, module_stats, rank_one_delta
@@ -36,22 +38,46 @@ def check_module_templates(model: torch.nn.Module, hp: Any, arch: Architecture, 
         name = getattr(hp, field, None)
         if name:
             get_module(model, name)
+
+
+def check_loss_layer(model: torch.nn.Module, hp: Any, arch: Architecture, method: str) -> None:
+    """``v_loss_layer`` other than this model's last layer only warns: the loss is read from
+    the logits whatever it says, and files written for another model (EasyEdit's set it for
+    their model's depth) should load and run as they are."""
     n = arch.n_layers(model)
     if hp.v_loss_layer is not None and hp.v_loss_layer != n - 1:
-        raise EditError(
-            f"v_loss_layer={hp.v_loss_layer}: the loss is read from the model's logits, i.e. after "
-            f"the last layer ({n - 1}); set v_loss_layer to {n - 1} or remove it"
+        warnings.warn(
+            f"{method}: v_loss_layer={hp.v_loss_layer} is not this model's last layer ({n - 1}); "
+            f"the loss is read from the logits, i.e. after layer {n - 1}, whatever it says (a "
+            f"file written for another model, whose last layer is {hp.v_loss_layer}?). Set "
+            f"v_loss_layer to "
+            f"{n - 1} or remove it to silence this warning",
+            stacklevel=3,
         )
+
+
+def rome_layers(model: torch.nn.Module, hp: ROMEHyperParams, arch: Architecture,
+                method: str = "rome") -> tuple[int, ...]:
+    """The layer from hparams, or, when hparams set none, the one the model's depth gives
+    (:func:`editmethods_rome.depth.rome_layer`, with a warning saying how to set it)."""
+    if hp.layers is not None:
+        return tuple(hp.layers)
+    n = arch.n_layers(model)
+    chosen = (rome_layer(n),)
+    warn_chosen(method, chosen, n)
+    return chosen
 
 
 def locate_rome(model: torch.nn.Module, tokenizer: Any, requests: Sequence[EditRequest],
                 hp: ROMEHyperParams, arch: Architecture, method: str = "rome") -> Location:
-    """The layer from hparams, or from causal tracing when ``locate: causal_trace``."""
-    layers: tuple[int, ...] = tuple(hp.layers)
-    source = "hparams"
+    """The layer from hparams, from causal tracing when ``locate: causal_trace``, or from
+    the model's depth when hparams set no ``layers``."""
     if hp.locate == "causal_trace":
-        layers = (_traced_layer(model, tokenizer, requests, arch, method),)
+        layers: tuple[int, ...] = (_traced_layer(model, tokenizer, requests, arch, method),)
         source = "causal_trace"
+    else:
+        source = "hparams" if hp.layers is not None else "depth"
+        layers = rome_layers(model, hp, arch, method)
     for layer in layers:
         arch.check_layer(model, layer)
     modules = tuple(module_name(hp.rewrite_module_tmp, arch, "mlp_out", layer) for layer in layers)
@@ -80,9 +106,10 @@ def compute_rome_update(model: torch.nn.Module, tokenizer: Any, requests: Sequen
         raise EditError(f"{method} edits one fact at a time; got {len(requests)} requests")
     request = requests[0]
     started = time.perf_counter()
-    layer = location.layers[0] if location.layers else hp.layer
+    layer = location.layers[0] if location.layers else rome_layers(model, hp, arch, method)[0]
     arch.check_layer(model, layer)
     check_module_templates(model, hp, arch, layer)
+    check_loss_layer(model, hp, arch, method)
     rewrite = module_name(hp.rewrite_module_tmp, arch, "mlp_out", layer)
     value_module = module_name(hp.mlp_module_tmp, arch, "mlp", layer) if hp.mlp_module_tmp else rewrite
     module = get_module(model, rewrite)
