@@ -46,7 +46,8 @@ def test_every_hook_has_a_test(hook):
 
 
 MODULES = ["editmethods", "editmethods.types", "editmethods.hparams", "editmethods.architectures",
-           "editmethods.tracing", "editmethods.evaluation", "editmethods.editor"]
+           "editmethods.tracing", "editmethods.evaluation", "editmethods.editor",
+           "editmethods.model_loading"]
 
 
 @pytest.mark.parametrize("module", MODULES)

@@ -13,6 +13,7 @@ from editmethods.errors import (
     EditmethodsError,
     HyperParamsError,
     MethodError,
+    ModelLoadError,
     RequestError,
     RollbackError,
     SavedEditError,
@@ -38,7 +39,7 @@ from editmethods.types import (
 __all__ = [
     "Architecture", "ArchitectureError", "Delta", "EditError", "EditHandle", "EditRequest",
     "Editor", "EditmethodsError", "EvalContext", "EvalReport", "HyperParams", "HyperParamsError",
-    "Location", "MethodError", "MethodSpec", "MetricResult", "ModelAlias", "Pipeline", "Plugins",
-    "PromptAnswer", "RequestError", "RollbackError", "SavedEditError", "Update", "get_plugins",
-    "hookimpl", "load_hparams",
+    "Location", "MethodError", "MethodSpec", "MetricResult", "ModelAlias", "ModelLoadError",
+    "Pipeline", "Plugins", "PromptAnswer", "RequestError", "RollbackError", "SavedEditError",
+    "Update", "get_plugins", "hookimpl", "load_hparams",
 ]

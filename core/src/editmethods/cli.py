@@ -13,7 +13,10 @@ from typing import Any
 
 import click
 
+from editmethods.commands._common import model_options
 from editmethods.plugins import Plugins, get_plugins
+
+__all__ = ["CORE_COMMANDS", "build_cli", "echo_json", "main", "model_options", "train_group"]
 
 #: Modules of the core's own commands (each defines ``register(cli)``).
 CORE_COMMANDS = (

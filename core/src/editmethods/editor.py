@@ -65,6 +65,8 @@ class Editor:
         cls,
         name_or_path: str | Path,
         *,
+        gguf_file: str | None = None,
+        gguf_sha256: str | None = None,
         dtype: torch.dtype | str | None = None,
         device: str | torch.device | None = None,
         trust_remote_code: bool = False,
@@ -73,25 +75,26 @@ class Editor:
     ) -> Editor:
         """Load a model and tokenizer by alias (``testbed-gpt2``), local path or hub id.
 
-        :param dtype: e.g. ``torch.float16``; the checkpoint's own dtype by default.
+        :param gguf_file: a GGUF checkpoint: its name in the folder or hub repo
+            ``name_or_path``, or a path to it. Dequantized once and cached as safetensors
+            under ``$EDITMETHODS_CACHE/models`` (see :mod:`editmethods.model_loading`).
+        :param gguf_sha256: the GGUF file's expected sha256; any other file is refused.
+        :param dtype: e.g. ``torch.float16`` or ``"bfloat16"``; the checkpoint's own by default.
         :param device: where to put the model (``"cuda"``, ``"cpu"``).
         :param trust_remote_code: run code shipped with the checkpoint; off unless you ask.
+        :raises ModelLoadError: naming the file and the fix (missing path, bad dtype, ...).
         """
-        from transformers import AutoConfig, AutoModelForCausalLM, AutoModelForSeq2SeqLM, AutoTokenizer
+        from editmethods.model_loading import load_pretrained
 
         plugins = plugins if plugins is not None else get_plugins()
-        source = resolve_model_name(name_or_path, plugins)
-        config = AutoConfig.from_pretrained(source, trust_remote_code=trust_remote_code)
-        auto = AutoModelForSeq2SeqLM if getattr(config, "is_encoder_decoder", False) else AutoModelForCausalLM
-        kwargs: dict[str, Any] = {"trust_remote_code": trust_remote_code}
-        if dtype is not None:
-            kwargs["dtype"] = getattr(torch, dtype) if isinstance(dtype, str) else dtype
-        model = auto.from_pretrained(source, **kwargs)
-        if device is not None:
-            model = model.to(device)
-        model.eval()
-        tokenizer = AutoTokenizer.from_pretrained(source, trust_remote_code=trust_remote_code)
-        return cls(model, tokenizer, plugins=plugins, architecture=architecture)
+        alias = plugins.model_aliases().get(str(name_or_path))
+        if alias is not None:
+            name_or_path = alias.resolve_path()
+            if gguf_file is None:  # the alias's own file, and the digest that file must have
+                gguf_file, gguf_sha256 = alias.gguf_file, gguf_sha256 or alias.sha256
+        loaded = load_pretrained(name_or_path, gguf_file=gguf_file, gguf_sha256=gguf_sha256,
+                                 dtype=dtype, device=device, trust_remote_code=trust_remote_code)
+        return cls(loaded.model, loaded.tokenizer, plugins=plugins, architecture=architecture)
 
     # -- state --------------------------------------------------------------------------
     @property
@@ -387,8 +390,5 @@ def _with_seconds(handle: EditHandle, seconds: float) -> EditHandle:
 
 def resolve_model_name(name_or_path: str | Path, plugins: Plugins) -> str:
     """A model alias's path, or ``name_or_path`` itself (a local path or a hub id)."""
-    aliases = plugins.model_aliases()
-    key = str(name_or_path)
-    if key in aliases:
-        return str(aliases[key].path)
-    return key
+    alias = plugins.model_aliases().get(str(name_or_path))
+    return alias.resolve_path() if alias is not None else str(name_or_path)

@@ -39,3 +39,11 @@ class RollbackError(EditmethodsError, RuntimeError):
 
 class SavedEditError(EditmethodsError, RuntimeError):
     """A saved edit cannot be loaded or does not fit this model."""
+
+
+class ModelLoadError(EditmethodsError, OSError):
+    """A model cannot be loaded: a missing path or file, an unreadable or altered GGUF file,
+    a bad ``dtype`` or ``device``, or a cache folder that cannot be written.
+
+    An ``OSError`` too, so that code that caught transformers' ``OSError`` keeps working.
+    """

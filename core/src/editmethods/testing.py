@@ -106,6 +106,63 @@ def tiny_model(model_type: str, *, seed: int = 0) -> torch.nn.Module:
     return model.eval()
 
 
+def write_tiny_gguf(path: Any, *, architecture: str = "llama", seed: int = 0) -> Any:
+    """Write a tiny random LLaMA-shaped GGUF file (2 layers, width 16, a byte-level
+    vocabulary of 258 tokens; about 40 kB) and return its path.
+
+    ``architecture`` is what the file claims in ``general.architecture``: another name than
+    ``llama`` makes a file that transformers refuses. Needs the ``gguf`` package.
+    """
+    from pathlib import Path
+
+    import numpy as np
+    from gguf import GGUFWriter
+    from transformers.convert_slow_tokenizer import bytes_to_unicode
+
+    path = Path(path)
+    rng = np.random.default_rng(seed)
+    spelled = bytes_to_unicode()
+    # Every byte, one merge (so the BPE has one) and an end-of-text token marked control (3).
+    tokens = [spelled[b] for b in range(256)] + ["\u0120t", "<|endoftext|>"]
+    width, layers, heads, ffn = 16, 2, 2, 32
+    writer = GGUFWriter(str(path), architecture)
+    writer.add_name("editmethods tiny test model")
+    writer.add_context_length(64)
+    writer.add_embedding_length(width)
+    writer.add_block_count(layers)
+    writer.add_feed_forward_length(ffn)
+    writer.add_head_count(heads)
+    writer.add_head_count_kv(heads)
+    writer.add_layer_norm_rms_eps(1e-5)
+    writer.add_rope_dimension_count(width // heads)
+    writer.add_vocab_size(len(tokens))
+    writer.add_tokenizer_model("gpt2")
+    writer.add_token_list(tokens)
+    writer.add_token_types([1] * (len(tokens) - 1) + [3])
+    writer.add_token_merges(["\u0120 t"])
+    writer.add_bos_token_id(len(tokens) - 1)
+    writer.add_eos_token_id(len(tokens) - 1)
+
+    def random(name: str, *shape: int) -> None:
+        writer.add_tensor(name, (rng.standard_normal(shape) * 0.5).astype(np.float32))
+
+    random("token_embd.weight", len(tokens), width)
+    for i in range(layers):
+        writer.add_tensor(f"blk.{i}.attn_norm.weight", np.ones(width, np.float32))
+        for part in ("q", "k", "v", "output"):
+            random(f"blk.{i}.attn_{part}.weight", width, width)
+        writer.add_tensor(f"blk.{i}.ffn_norm.weight", np.ones(width, np.float32))
+        random(f"blk.{i}.ffn_gate.weight", ffn, width)
+        random(f"blk.{i}.ffn_up.weight", ffn, width)
+        random(f"blk.{i}.ffn_down.weight", width, ffn)
+    writer.add_tensor("output_norm.weight", np.ones(width, np.float32))
+    writer.write_header_to_file()
+    writer.write_kv_data_to_file()
+    writer.write_tensors_to_file()
+    writer.close()
+    return path
+
+
 def state_copy(model: torch.nn.Module) -> dict[str, torch.Tensor]:
     return {k: v.detach().clone() for k, v in model.state_dict().items()}
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import uuid
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Mapping
+from typing import TYPE_CHECKING, Any, Callable, Mapping
 
 import attrs
 
@@ -124,13 +124,47 @@ class MethodSpec:
         return "*" in self.model_types or model_type in self.model_types
 
 
+def _check_sha256(instance: Any, attribute: Any, value: str | None) -> None:
+    if value is not None and (len(value) != 64 or any(c not in "0123456789abcdef" for c in value)):
+        raise ValueError(f"{attribute.name} must be 64 lowercase hex digits, got {value!r}")
+
+
 @attrs.frozen
 class ModelAlias:
-    """A short name for a model path or hub id (see ``register_models``)."""
+    """A short name for a model: a local folder, a hub id, or a GGUF file in either (see
+    ``register_models``).
+
+    >>> ModelAlias(name="tiny", path="/models/tiny").resolve_path()
+    '/models/tiny'
+
+    A GGUF-backed alias names the file inside ``path``; it is dequantized once and cached as
+    a safetensors model. When the folder is only known at load time (a file shipped in an
+    optional package), give ``locate`` instead of ``path``: it is called when the alias is
+    loaded, never when it is registered, so a missing package breaks only that alias.
+    """
 
     name: str
-    path: str | Path
+    #: A local folder, a hub id, or a ``.gguf`` file; ``None`` when ``locate`` finds it.
+    path: str | Path | None = None
     description: str = ""
+    #: Name of a GGUF checkpoint inside ``path`` (a folder or a hub repo).
+    gguf_file: str | None = None
+    #: Expected sha256 of the GGUF file: any other file (truncated, altered) is refused.
+    sha256: str | None = attrs.field(default=None, validator=_check_sha256)
+    #: Returns ``path`` at load time; raises ``ModelLoadError`` saying how to install what
+    #: is missing.
+    locate: Callable[[], str | Path] | None = attrs.field(default=None, eq=False)
+
+    def __attrs_post_init__(self) -> None:
+        if (self.path is None) == (self.locate is None):
+            raise ValueError(f"model alias {self.name!r}: give exactly one of 'path' and 'locate'")
+
+    def resolve_path(self) -> str:
+        """``path``, or what ``locate`` returns (which may raise ``ModelLoadError``)."""
+        if self.path is not None:
+            return str(self.path)
+        assert self.locate is not None  # checked at construction
+        return str(self.locate())
 
 
 @attrs.frozen

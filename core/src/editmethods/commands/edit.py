@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import click
 
+from editmethods.commands._common import model_options
+
 
 def register(cli: click.Group) -> None:
     @cli.command(name="edit")
@@ -16,14 +18,16 @@ def register(cli: click.Group) -> None:
     @click.option("--target", required=True, help="The new answer.")
     @click.option("--save", "save_to", default=None, type=click.Path(),
                   help="Write the edit to this folder (safetensors + JSON).")
-    @click.option("--device", default=None, help="cpu, cuda, ...")
-    def edit_command(model_name, method, hparams, prompt, subject, target, save_to, device) -> None:
+    @model_options
+    def edit_command(model_name, method, hparams, prompt, subject, target, save_to, device, dtype,
+                     gguf_file) -> None:
         """Edit one fact and print the model's answer before and after."""
         from editmethods import EditRequest, Editor, EditmethodsError
 
         try:
             req = EditRequest(prompt=prompt, subject=subject, target_new=target)
-            editor = Editor.from_pretrained(model_name, device=device)
+            editor = Editor.from_pretrained(model_name, gguf_file=gguf_file,
+                                            dtype=dtype, device=device)
             before = editor.answer(prompt)
             handle = editor.edit(req, method, hparams)
             after = editor.answer(prompt)

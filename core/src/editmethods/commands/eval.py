@@ -22,7 +22,7 @@ def register(cli: click.Group) -> None:
     @data_options
     @model_options
     def eval_command(model_name, method, hparams, data, out, n, offset, mode, metrics,
-                     data_format, no_progress, device, dtype) -> None:
+                     data_format, no_progress, device, dtype, gguf_file) -> None:
         """Edit N cases of a dataset with one method and report every metric by protocol."""
         from editmethods import Editor, EditmethodsError
         from editmethods.benchmarking import evaluate_method, evaluate_unedited, reference_hparams
@@ -31,7 +31,8 @@ def register(cli: click.Group) -> None:
 
         try:
             requests = load_requests(data, format=data_format, limit=n, offset=offset or 0)
-            editor = Editor.from_pretrained(model_name, device=device, dtype=dtype)
+            editor = Editor.from_pretrained(model_name, gguf_file=gguf_file,
+                                            dtype=dtype, device=device)
             if hparams is None:
                 hparams = reference_hparams(editor.plugins, method, model_name)
             wanted = split_metrics(metrics)

@@ -3,10 +3,34 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import click
 
+from editmethods.errors import ModelLoadError
 from editmethods.plugins import get_plugins
+from editmethods.types import ModelAlias
+
+
+def describe(alias: ModelAlias) -> dict[str, Any]:
+    """One row of the listing: name, path, GGUF file, and what is missing, if anything.
+
+    Locating an alias only looks for files (it does not load or import the model's package).
+    """
+    row: dict[str, Any] = {"name": alias.name, "description": alias.description,
+                           "gguf_file": alias.gguf_file, "path": None, "missing": None}
+    try:
+        path = alias.resolve_path()
+    except ModelLoadError as exc:
+        row["missing"] = str(exc)
+        return row
+    row["path"] = path
+    local = Path(path)
+    if local.is_absolute() and not local.exists():
+        row["missing"] = "not built yet"
+    elif alias.gguf_file and local.is_dir() and not (local / alias.gguf_file).is_file():
+        row["missing"] = f"{alias.gguf_file} is not in {path}"
+    return row
 
 
 def register(cli: click.Group) -> None:
@@ -17,11 +41,9 @@ def register(cli: click.Group) -> None:
         from editmethods.cli import echo_json
 
         aliases = sorted(get_plugins().model_aliases().values(), key=lambda a: a.name)
-        rows = [{"name": a.name, "path": str(a.path), "description": a.description,
-                 "available": Path(a.path).exists() or not Path(str(a.path)).is_absolute()}
-                for a in aliases]
+        rows = [describe(a) for a in aliases]
         if as_json:
-            echo_json(rows)
+            echo_json([dict(r, available=r["missing"] is None) for r in rows])
             return
         if not rows:
             click.echo("no model aliases (install editmethods-testbed for the reference models); "
@@ -29,5 +51,8 @@ def register(cli: click.Group) -> None:
             return
         width = max(len(r["name"]) for r in rows)
         for r in rows:
-            state = "" if r["available"] else "  [missing: not built yet]"
-            click.echo(f"{r['name']:<{width}}  {r['description']}{state}\n{'':<{width}}  {r['path']}")
+            state = f"  [missing: {r['missing']}]" if r["missing"] else ""
+            where = r["path"] or ""
+            if r["gguf_file"]:
+                where = f"{where}/{r['gguf_file']}" if where else r["gguf_file"]
+            click.echo(f"{r['name']:<{width}}  {r['description']}{state}\n{'':<{width}}  {where}")

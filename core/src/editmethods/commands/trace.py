@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import click
 
+from editmethods.commands._common import model_options
+
 
 def register(cli: click.Group) -> None:
     @cli.command(name="trace")
@@ -23,9 +25,9 @@ def register(cli: click.Group) -> None:
                   help="The heatmap image (one panel per kind).")
     @click.option("--json", "json_out", type=click.Path(dir_okay=False), default=None,
                   help="Also write the scores as JSON here.")
-    @click.option("--device", default=None, help="cpu, cuda, ...")
+    @model_options
     def trace_command(model_name, prompt, subject, kind, answer, samples, noise, window, out,
-                      json_out, device) -> None:
+                      json_out, device, dtype, gguf_file) -> None:
         """Corrupt the subject, restore each state, and show which restore the answer."""
         from editmethods import Editor, EditmethodsError
         from editmethods.causal_trace import KINDS, plot_traces, trace_all
@@ -33,7 +35,8 @@ def register(cli: click.Group) -> None:
 
         kinds = KINDS if kind == "all" else (kind,)
         try:
-            editor = Editor.from_pretrained(model_name, device=device)
+            editor = Editor.from_pretrained(model_name, gguf_file=gguf_file,
+                                            dtype=dtype, device=device)
             results = trace_all(editor.model, editor.tokenizer, prompt, subject, kinds=kinds,
                                 architecture=editor.architecture, answer=answer,
                                 samples=samples, noise=noise, window=window)
