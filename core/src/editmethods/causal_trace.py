@@ -17,7 +17,12 @@ averaged over ``samples`` noise draws; the answer is the model's own greedy next
 given (for a multi-token answer, its first token, as the reference code).
 
 All (token, layer) restorations are batched into a few forward passes (``batch_size`` rows
-each) instead of one pass per state.
+each) instead of one pass per state. The tokens before the subject are the same in the clean
+and every corrupted run, so they are computed once and reach every pass as a key/value cache,
+restoring a state there would change nothing (its score is the corrupted baseline's, by
+causality, and is not recomputed), and only the last position's logits are computed. Rows
+that restore layers from ``lo`` on start from the corrupted run's input of block ``lo``
+(:mod:`editmethods.restoration`), once that reproduces a plain pass on this model.
 
 >>> from editmethods.testing import tiny_model, tiny_tokenizer
 >>> r = causal_trace(tiny_model("gpt2"), tiny_tokenizer(), "The capital of France is", "France",
@@ -39,6 +44,7 @@ from tqdm.auto import tqdm
 
 from editmethods.architectures import Architecture, resolve
 from editmethods.errors import ArchitectureError, RequestError
+from editmethods.restoration import CorruptedRun
 from editmethods.scoring import model_device, target_ids
 from editmethods.tokens import subject_token_range
 from editmethods.tracing import trace
@@ -233,25 +239,38 @@ def causal_trace(
         draws = (torch.randn(samples, last - first + 1, hidden, generator=gen) * noise).to(device)
 
         # One configuration = the set of layers restored at one token; configuration 0
-        # restores nothing (the corrupted baseline).
+        # restores nothing (the corrupted baseline). Tokens before the subject are not
+        # corrupted: restoring them is the baseline.
         configs: list[tuple[int, tuple[int, ...]]] = [(-1, ())]
-        for t in range(n_tokens):
+        for t in range(first, n_tokens):
             for center in range(n_layers):
                 lo, hi = max(0, center - window // 2), min(n_layers, center - (-window // 2))
                 configs.append((t, tuple(range(lo, hi))))
+        prefix = _prefix_cache(model, ids[:first], device)
+        span = (first, last)
+        # Rows that restore from layer lo on share the corrupted run below lo: start them there.
+        runner: CorruptedRun | None = CorruptedRun(
+            model, arch, samples, prefix=prefix,
+            forward=lambda: _plain_logits(model, arch, ids, configs[:1], names, clean, draws,
+                                          span, device, prefix))
+        if not runner.matches():
+            runner = None
         per_pass = max(1, batch_size // samples)
-        results: list[torch.Tensor] = []
-        chunks = range(0, len(configs), per_pass)
-        for start in tqdm(chunks, desc=f"causal trace ({kind})", leave=False,
+        groups: dict[int, list[int]] = {}
+        for i, (_, layers) in enumerate(configs[1:], start=1):
+            groups.setdefault(layers[0] if runner is not None else 0, []).append(i)
+        chunks = [[0]] + [g[j : j + per_pass] for g in groups.values()
+                          for j in range(0, len(g), per_pass)]
+        probs = torch.empty(len(configs))
+        for chunk in tqdm(chunks, desc=f"causal trace ({kind})", leave=False,
                           disable=not progress or None):
-            chunk = configs[start : start + per_pass]
-            results.append(_run_chunk(model, arch, ids, chunk, names, clean, draws, (first, last),
-                                      answer_id, device))
-        probs = torch.cat(results)
+            probs[chunk] = _restored_probs(runner, model, arch, ids, [configs[i] for i in chunk],
+                                           names, clean, draws, span, answer_id, device, prefix)
     finally:
         model.train(was_training)
     low = float(probs[0])
-    scores = probs[1:].reshape(n_tokens, n_layers)
+    scores = torch.full((n_tokens, n_layers), low)
+    scores[first:] = probs[1:].reshape(n_tokens - first, n_layers)
     tokens = tuple(tokenizer.decode([i]) for i in ids)
     return TraceResult(prompt=prompt, subject=subject, kind=kind, tokens=tokens,
                        subject_range=(first, last), answer=answer_text, answer_id=answer_id,
@@ -263,33 +282,91 @@ def _first(value: Any) -> torch.Tensor:
     return value[0] if isinstance(value, (tuple, list)) else value
 
 
-def _run_chunk(model, arch, ids, chunk, names, clean, draws, subject_range, answer_id, device):
-    """Answer probabilities for the configurations in ``chunk`` (one forward pass)."""
-    samples = draws.shape[0]
-    rows = len(chunk) * samples
-    first, last = subject_range
-    # module name -> (row indices, token index) of the rows that restore it
+def _prefix_cache(model: torch.nn.Module, prefix: Sequence[int], device: torch.device) -> Any:
+    """The key/value cache of the tokens before the subject (``None`` when there are none or
+    the model takes no cache)."""
+    if not prefix:
+        return None
+    try:
+        from transformers import DynamicCache
+    except ImportError:  # pragma: no cover - transformers is a dependency
+        return None
+    cache = DynamicCache(config=model.config)
+    model(input_ids=torch.tensor([list(prefix)], device=device), past_key_values=cache,
+          use_cache=True)
+    return cache if cache.get_seq_length() == len(prefix) else None
+
+
+def _restorations(chunk: Sequence[tuple[int, tuple[int, ...]]], names: Sequence[str],
+                  samples: int, device: torch.device) -> dict[str, list[tuple[torch.Tensor, int]]]:
+    """Module name -> (row indices, token index) of the rows of ``chunk`` that restore it
+    (rows are configuration-major, ``samples`` rows per configuration)."""
     restore: dict[str, list[tuple[torch.Tensor, int]]] = {}
     for c, (t, layers) in enumerate(chunk):
         block = torch.arange(c * samples, (c + 1) * samples, device=device)
         for layer in layers:
             restore.setdefault(names[layer], []).append((block, t))
+    return restore
+
+
+def _plain_logits(model, arch, ids, chunk, names, clean, draws, subject_range, device,
+                  prefix=None) -> torch.Tensor:
+    """Last-position logits of the rows of ``chunk`` (one forward pass of the whole model
+    over the tokens from the subject on, the earlier ones coming from the ``prefix`` cache)."""
+    import copy
+    import inspect
+
+    samples = draws.shape[0]
+    rows = len(chunk) * samples
+    first, last = subject_range
+    start = first if prefix is not None else 0
+    restore = _restorations(chunk, names, samples, device)
     embed = arch.path("embed")
     noise = draws.repeat(len(chunk), 1, 1)
 
     def patch(name: str, h: torch.Tensor) -> torch.Tensor:
         h = h.clone()
         if name == embed:
-            h[:, first : last + 1] += noise.to(h.dtype)
+            h[:, first - start : last + 1 - start] += noise.to(h.dtype)
         else:
             for block, t in restore.get(name, ()):
-                h[block, t] = clean[name][t].to(h.dtype)
+                h[block, t - start] = clean[name][t].to(h.dtype)
         return h
 
-    batch = torch.tensor([ids] * rows, device=device)
+    batch = torch.tensor([ids[start:]] * rows, device=device)
+    kwargs: dict[str, Any] = {}
+    if prefix is not None:
+        cache = copy.deepcopy(prefix)
+        cache.batch_repeat_interleave(rows)
+        positions = torch.arange(start, len(ids), device=device)
+        kwargs = {"past_key_values": cache, "use_cache": True,
+                  "position_ids": positions[None].expand(rows, -1)}
+    if "logits_to_keep" in inspect.signature(model.forward).parameters:
+        kwargs["logits_to_keep"] = 1
     with trace(model, [embed, *restore], retain_output=False, edit_output=patch):
-        logits = model(input_ids=batch).logits[:, -1].float()
-    probs = torch.softmax(logits, dim=-1)[:, answer_id]
+        return model(input_ids=batch, **kwargs).logits[:, -1]
+
+
+def _restored_probs(runner: CorruptedRun | None, model, arch, ids, chunk, names, clean, draws,
+                    subject_range, answer_id, device, prefix) -> torch.Tensor:
+    """Mean answer probability per configuration of ``chunk``: from the first restored
+    block on with ``runner``, or with a plain pass of the whole model."""
+    samples = draws.shape[0]
+    if runner is None or not chunk[0][1]:
+        logits = _plain_logits(model, arch, ids, chunk, names, clean, draws, subject_range,
+                               device, prefix)
+    else:
+        start = subject_range[0] if prefix is not None else 0
+        restore = _restorations(chunk, names, samples, device)
+
+        def patch(name: str, h: torch.Tensor) -> torch.Tensor:
+            h = h.clone()
+            for block, t in restore.get(name, ()):
+                h[block, t - start] = clean[name][t].to(h.dtype)
+            return h
+
+        logits = runner.run(chunk[0][1][0], len(chunk), list(restore), patch)
+    probs = torch.softmax(logits.float(), dim=-1)[:, answer_id]
     return probs.reshape(len(chunk), samples).mean(dim=1).cpu()
 
 
