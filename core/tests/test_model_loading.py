@@ -119,6 +119,19 @@ def test_incomplete_folder_at_the_final_name_is_replaced(gguf_dir, tmp_path):
     assert leftovers(models) == [stale.name]
 
 
+def test_a_conversion_finished_first_elsewhere_is_kept(gguf_dir, tmp_path):
+    models = tmp_path / "models"
+    loaded = load_pretrained(gguf_dir, gguf_file="tiny.gguf", cache_dir=models, progress=False)
+    final = Path(loaded.source)
+    before = (final / "model.safetensors").stat().st_mtime_ns
+    late = models / ".tmp-late"  # a second process that converted the same file at once
+    late.mkdir()
+    (late / "model.safetensors").write_bytes(b"")
+    gguf_cache._publish(late, final)
+    assert not late.exists() and (final / "model.safetensors").stat().st_mtime_ns == before
+    assert oct(final.stat().st_mode & 0o777) == "0o755"  # readable by others sharing the cache
+
+
 def test_conversion_prints_what_it_does(gguf_dir, tmp_path, capsys):
     load_pretrained(gguf_dir, gguf_file="tiny.gguf", cache_dir=tmp_path, progress=True)
     err = capsys.readouterr().err
@@ -196,6 +209,11 @@ def test_missing_paths_are_named(tmp_path, cache):
     with pytest.raises(ModelLoadError, match=r"no such folder: .*nowhere"):
         load_pretrained(tmp_path / "nowhere", gguf_file="x.gguf")
     assert not cache.exists()
+
+
+def test_a_digest_without_a_gguf_file_is_refused(tmp_path):
+    with pytest.raises(ModelLoadError, match="gguf_sha256 was given, but .* is no GGUF file"):
+        load_pretrained(tmp_path, gguf_sha256="0" * 64)
 
 
 def test_gguf_file_not_in_the_folder_lists_what_is_there(gguf_dir, cache):

@@ -85,6 +85,7 @@ def _remember(index: Path, key: str, entry: dict[str, Any]) -> None:
         fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=".json", dir=index.parent)
         with os.fdopen(fd, "w") as f:
             json.dump(data, f, indent=1)
+        os.chmod(tmp, 0o644)  # mkstemp's 0600 would hide the index from others sharing the cache
         os.replace(tmp, index)
     except OSError:
         pass  # the index only saves re-hashing; an unwritable cache is reported by the caller
@@ -154,6 +155,7 @@ def _convert_into(final: Path, gguf_path: Path, *, trust_remote_code: bool, prog
         meta = {"format_version": FORMAT_VERSION, "sha256": final.name, "source": str(gguf_path),
                 "transformers_version": _transformers_version()}
         (tmp / MARKER).write_text(json.dumps(meta, indent=2) + "\n")
+        tmp.chmod(0o755)  # mkdtemp's 0700 would hide the model from others sharing the cache
         _publish(tmp, final)
     except OSError as exc:
         shutil.rmtree(tmp, ignore_errors=True)
