@@ -56,6 +56,7 @@ def test_rome_memit_speed_prints_its_table(capsys):
     assert speed.main(["--rome-edits", "1", "--memit-sizes", "2", "--z-compare", "0"]) in (0, None)
     printed = capsys.readouterr().out
     assert "ROME" in printed and "MEMIT" in printed
+    assert "Statistics" in printed and "Causal tracing" in printed and "floor/full" in printed
 
 
 def test_trace_sites_prints_the_share_recovered_at_each_site(tmp_path, capsys):
