@@ -81,3 +81,18 @@ def test_missing_encoder_package_names_it(monkeypatch):
     monkeypatch.setitem(sys.modules, "sentence_transformers", None)
     with pytest.raises(EncoderError, match="pip install sentence-transformers"):
         SentenceEncoder("some/other-model")
+
+
+def test_demonstrations_range_keeps_only_those_records(tmp_path):
+    records = json.loads(DATA.read_text())
+    assert len(records) >= 2
+    first = load_demonstrations(DATA, records=(0, 1))
+    assert first == demonstrations_from_records(records[:1])
+    rest = load_demonstrations(DATA, records=(1, len(records)))
+    assert not set(d.new_fact for d in first) & set(d.new_fact for d in rest)
+    with pytest.raises(DemonstrationError, match="has 2 records|has \\d+ records"):
+        load_demonstrations(DATA, records=(0, len(records) + 1))
+    hp = IKEHyperParams(k=1, demonstrations=str(DATA), demonstrations_range=(0, 1))
+    assert get_store(hp).demos == tuple(first)
+    with pytest.raises(ValueError, match="demonstrations_range"):
+        IKEHyperParams(demonstrations_range=(3, 3))

@@ -157,10 +157,13 @@ def default_store_path() -> Path:
     return path
 
 
-def load_demonstrations(path: str | Path | None, *, seed: int = 0) -> list[Demonstration]:
+def load_demonstrations(path: str | Path | None, *, seed: int = 0,
+                        records: tuple[int, int] | None = None) -> list[Demonstration]:
     """The demonstrations of a records file (the testbed's train split when ``path`` is None).
 
-    :raises DemonstrationError: when the file is missing, unreadable or yields no demonstration.
+    :param records: ``(start, stop)``: only the file's records ``[start, stop)``.
+    :raises DemonstrationError: when the file is missing, unreadable or yields no demonstration
+        (or has fewer than ``stop`` records).
     """
     source = Path(path) if path is not None else default_store_path()
     if not source.is_file():
@@ -173,6 +176,13 @@ def load_demonstrations(path: str | Path | None, *, seed: int = 0) -> list[Demon
         data = data.get("records") or data.get("data") or [data]
     if not isinstance(data, list):
         raise DemonstrationError(f"{source}: expected a JSON list of records")
+    if records is not None:
+        start, stop = records
+        if stop > len(data):
+            raise DemonstrationError(
+                f"{source}: demonstrations_range [{start}, {stop}) but the file has {len(data)} records"
+            )
+        data = data[start:stop]
     demos = demonstrations_from_records(data, seed=seed)
     if not demos:
         raise DemonstrationError(

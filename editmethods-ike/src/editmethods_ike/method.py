@@ -54,8 +54,9 @@ class DemonstrationStore:
 
 
 @functools.lru_cache(maxsize=4)
-def _store(path: str, mtime: float, encoder_name: str, seed: int) -> DemonstrationStore:
-    demos = load_demonstrations(path, seed=seed)
+def _store(path: str, mtime: float, encoder_name: str, seed: int,
+           records: tuple[int, int] | None = None) -> DemonstrationStore:
+    demos = load_demonstrations(path, seed=seed, records=records)
     texts = tuple(d.text() for d in demos)
     encoder = get_encoder(encoder_name)
     return DemonstrationStore(tuple(demos), texts, encoder.encode_cached(list(texts)),
@@ -67,7 +68,8 @@ def get_store(hp: IKEHyperParams) -> DemonstrationStore:
     path = Path(hp.demonstrations) if hp.demonstrations else default_store_path()
     if not path.is_file():
         raise DemonstrationError(f"demonstration store not found: {path} (hparam 'demonstrations')")
-    return _store(str(path.resolve()), path.stat().st_mtime, hp.encoder, hp.seed)
+    records = tuple(hp.demonstrations_range) if hp.demonstrations_range is not None else None
+    return _store(str(path.resolve()), path.stat().st_mtime, hp.encoder, hp.seed, records)
 
 
 def copy_text(prompt: str, target: str) -> str:
