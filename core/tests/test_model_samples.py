@@ -55,15 +55,21 @@ def test_seeded_without_global_rng_and_extends_its_cache(tmp_path, monkeypatch):
     assert fresh == more
 
 
-def test_torn_cache_line_is_skipped(tmp_path):
+def test_torn_cache_is_read_up_to_the_tear_and_completed(tmp_path, monkeypatch):
     model, tok = tiny_model("gpt2"), tiny_tokenizer()
-    texts = model_samples(model, tok, 4, SMALL, cache_folder=tmp_path, progress=False).texts(4)
+    texts = model_samples(model, tok, 8, SMALL, cache_folder=tmp_path, progress=False).texts(8)
     path = next((tmp_path / "samples").glob("*.jsonl"))
-    path.write_text(path.read_text() + '{"i": 4, "te')  # a crash in the middle of a write
+    lines = path.read_text().splitlines(keepends=True)
+    path.write_text("".join(lines[:6]) + '{"i": 6, "te')  # a crash in the middle of a write
+    calls = []
+    real = ms.sample_batch
+    monkeypatch.setattr(ms, "sample_batch", lambda *a: calls.append(a[-1]) or real(*a))
     again = model_samples(model, tok, 8, SMALL, cache_folder=tmp_path, progress=False).texts(8)
-    assert again[:4] == texts and len(again) == 8
-    rows = [json.loads(line) for line in path.read_text().splitlines()[:4]]
-    assert [r["i"] for r in rows] == [0, 1, 2, 3]
+    assert again == texts and calls == [1]  # only the torn batch again
+    assert model_samples(model, tok, 8, SMALL, cache_folder=tmp_path,
+                         progress=False).texts(8) == texts and calls == [1]  # now complete
+    rows = [json.loads(line) for line in path.read_text().splitlines()[:6]]
+    assert [r["i"] for r in rows] == [0, 1, 2, 3, 4, 5]
 
 
 def test_key_follows_weights_tokenizer_and_settings(tmp_path):

@@ -92,6 +92,7 @@ def test_absolute_lambda_far_from_this_model_warns_with_the_per_dim_value(tmp_pa
     with warnings.catch_warnings():
         warnings.simplefilter("error")  # where it was tuned, and any per-dim value: silent
         lambda_for(hp, 11008)
+        lambda_for(load_hparams(MEMITHyperParams, {"mom2_update_weight": 20000}), 6400)  # GPT-2 XL
         lambda_for(load_hparams(MEMITHyperParams, {"mom2_update_weight_per_dim": 50.0}), 1536)
         lambda_for(load_hparams(MEMITHyperParams, {}), 1536)
 

@@ -171,3 +171,29 @@ def test_precomputed_npz_from_hparams(tmp_path):
     # the same statistics (up to float32 accumulation): the same update
     for a, b in zip(from_file.update.deltas, computed.update.deltas):
         torch.testing.assert_close(a.materialize(), b.materialize(), rtol=1e-3, atol=1e-5)
+
+
+@pytest.mark.slow
+def test_defaults_edit_the_reference_model_offline():
+    """The reference GPT-2 with no layer given (the depth rule picks 1 of 6) and statistics
+    from its own samples instead of its world's facts: edits still land."""
+    testing = pytest.importorskip("editmethods_testbed.testing",
+                                  reason="editmethods-testbed is not installed")
+    import editmethods_testbed
+    from editmethods.loaders import load_requests
+    from editmethods_rome import hparams_path
+
+    editor = Editor.from_pretrained(testing.require_reference("gpt2"))
+    requests = load_requests(editmethods_testbed.data_path("test"), limit=6)
+    hp = load_hparams(ROMEHyperParams, hparams_path("testbed-gpt2"), layers=None,
+                      mom2_dataset="model-samples", mom2_n_samples=2000)
+    eff, neigh = [], []
+    for r in requests:
+        with pytest.warns(UserWarning, match="chose layer 1 of this model's 6"):
+            handle = editor.edit(r, "rome", hp)
+        report = editor.evaluate([r], metrics=["efficacy", "neighborhood"])
+        eff.append(report["efficacy"].value)
+        neigh.append(report["neighborhood"].value)
+        editor.rollback(handle)
+    print(eff, neigh)
+    assert sum(eff) / len(eff) >= 0.9 and sum(neigh) / len(neigh) >= 0.85, (eff, neigh)

@@ -54,8 +54,8 @@ import attrs
 import torch
 from attrs import validators as v
 
-__all__ = ["MODEL_SAMPLES", "SamplingSettings", "generate_token_ids", "model_samples",
-           "sample_batch"]
+__all__ = ["MODEL_SAMPLES", "SamplingSettings", "factory", "generate_token_ids", "model_samples",
+           "sample_batch", "samples_key"]
 
 #: The corpus name hparams files use (``mom2_dataset: model-samples``).
 MODEL_SAMPLES = "model-samples"
@@ -327,9 +327,9 @@ def model_samples(model: torch.nn.Module, tokenizer: Any, n_samples: int,
             batch = done // bs
             while done < n_samples:
                 new = sample_batch(model, tokenizer, settings, batch)
-                if cache and batch * bs >= len(texts):
+                if cache:  # rows the file has already are skipped when it is read
                     _append(path, batch * bs, new)
-                # a cache that ended mid-batch (another run's torn write) skips what it has
+                # a cache that ended mid-batch (a torn write) has the batch's first rows
                 new = new[done - batch * bs:][: n_samples - done]
                 done += len(new)
                 bar.update(len(new))
