@@ -148,6 +148,9 @@ def test_corpus_sources(tmp_path):
         resolve_corpus(tmp_path / "missing" / "x.txt")
     with pytest.raises(StatisticsError, match="strings"):
         resolve_corpus([1, 2])
+    # rows of a streamed dataset the caller opened (an IterableDataset yields dicts)
+    stream = iter([{"text": "first row", "id": 0}, {"text": "second row", "id": 1}])
+    assert resolve_corpus(stream, 5).texts(5) == ["first row", "second row"]
 
 
 def test_float32_option_and_bad_dtype(tmp_path):

@@ -48,11 +48,14 @@ import hashlib
 import json
 import os
 from pathlib import Path
-from typing import Any, Iterator, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, Iterator, Mapping, Sequence
 
 import attrs
 import torch
 from attrs import validators as v
+
+if TYPE_CHECKING:  # editmethods.stats imports this module: no import cycle at run time
+    from editmethods.stats import Corpus
 
 __all__ = ["MODEL_SAMPLES", "SamplingSettings", "factory", "generate_token_ids", "model_samples",
            "sample_batch", "samples_key"]
@@ -85,7 +88,7 @@ class SamplingSettings:
     openings: tuple[str, ...] = attrs.field(default=(), converter=_openings)
 
     @classmethod
-    def from_options(cls, options: Mapping[str, str]) -> "SamplingSettings":
+    def from_options(cls, options: Mapping[str, str]) -> SamplingSettings:
         """From the options of a corpus spec such as ``model-samples:tokens=128,top_k=0``
         (``openings=The|In|A``).
 
@@ -276,7 +279,7 @@ def samples_key(model: torch.nn.Module, tokenizer: Any, settings: SamplingSettin
 
 def model_samples(model: torch.nn.Module, tokenizer: Any, n_samples: int,
                   settings: SamplingSettings | None = None, *, cache: bool = True,
-                  cache_folder: str | Path | None = None, progress: bool = True) -> Any:
+                  cache_folder: str | Path | None = None, progress: bool = True) -> Corpus:
     """A :class:`~editmethods.stats.Corpus` of ``n_samples`` texts sampled from the model.
 
     Nothing is generated here: texts are read from the cache, and the missing ones sampled
@@ -346,7 +349,7 @@ def model_samples(model: torch.nn.Module, tokenizer: Any, n_samples: int,
 def factory(*, model: torch.nn.Module | None = None, tokenizer: Any = None,
             n_samples: int | None = None, options: Mapping[str, str] | None = None,
             cache: bool = True, cache_folder: str | Path | None = None,
-            progress: bool = True) -> Any:
+            progress: bool = True) -> Corpus:
     """The corpus factory registered as ``model-samples`` (``register_corpus`` passes the
     model and tokenizer at hand)."""
     from editmethods.stats import StatisticsError

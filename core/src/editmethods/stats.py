@@ -365,6 +365,8 @@ def resolve_corpus(corpus: Any, n_samples: int | None = None, *, model: Any = No
     if isinstance(corpus, Iterable):
         texts = []
         for t in corpus:
+            if isinstance(t, Mapping) and isinstance(t.get("text"), str):
+                t = t["text"]  # rows of a streamed datasets.IterableDataset
             if not isinstance(t, str):
                 raise StatisticsError(
                     f"corpus items must be strings, got {type(t).__name__}: pass texts"

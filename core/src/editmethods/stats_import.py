@@ -55,9 +55,7 @@ def find_npz(spec: str | Path, module: str) -> Path:
     """
     from editmethods.stats import StatisticsError
 
-    text = str(spec)
-    if text.startswith(NPZ_PREFIX):
-        text = text[len(NPZ_PREFIX):]
+    text = str(spec).removeprefix(NPZ_PREFIX)
     path = Path(text.replace("{module}", module)).expanduser()
     if path.is_dir():
         matches = sorted(p for p in path.glob(f"{module}_*.npz") if p.is_file())
