@@ -11,9 +11,7 @@ from editmethods.cli import build_cli
 from editmethods.plugins import ENV_VAR, Plugins
 
 #: Commands not yet using ``model_options``, each with the reason.
-PENDING = {
-    "demo": "its owner is moving it to model_options (it has --device only)",
-}
+PENDING: dict[str, str] = {}
 
 
 def commands_with_model(group: click.Group, prefix: str = "") -> dict[str, click.Command]:

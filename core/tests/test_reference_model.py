@@ -34,7 +34,8 @@ def test_demo_runs_on_testbed_gpt2(monkeypatch):
     _testbed()
     monkeypatch.setenv(ENV_VAR, "ft,testbed")  # FT-M is always there; quick and deterministic
     hparams = ROOT / "plugins" / "editmethods-ft" / "src" / "editmethods_ft" / "hparams" / "testbed-gpt2.yaml"
-    r = CliRunner().invoke(build_cli(), ["demo", "--method", "ft", "--hparams", str(hparams)],
+    r = CliRunner().invoke(build_cli(), ["demo", "--model", "testbed-gpt2", "--method", "ft",
+                                         "--hparams", str(hparams)],
                            catch_exceptions=False)
     assert r.exit_code == 0, r.output
     before = r.output.split("before the edit:")[1].split("editing with")[0]
@@ -56,7 +57,7 @@ def test_ft_m_benchmark_row_on_testbed_gpt2(monkeypatch, tmp_path):
     assert r.exit_code == 0, r.output
     import json
 
-    doc = json.loads((tmp_path / "bench.json").read_text())
+    doc = json.loads((tmp_path / "bench.json").read_text())["datasets"]["test"]
     (ft,) = [run for run in doc["runs"] if run["label"] == "FT-M"]
     assert ft["restored"] and not ft["failures"]
     # the unedited model knows the facts: new loses to true before the edit, wins after

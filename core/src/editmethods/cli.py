@@ -27,6 +27,7 @@ CORE_COMMANDS = (
     "editmethods.commands.bench",
     "editmethods.commands.demo",
     "editmethods.commands.trace",
+    "editmethods.commands.stats",
 )
 
 

@@ -34,7 +34,8 @@ import torch
 
 from editmethods.architectures import get_module, weight_layout
 
-__all__ = ["NPZ_PREFIX", "find_npz", "import_second_moment", "input_width"]
+__all__ = ["NPZ_PREFIX", "export_second_moment", "find_npz", "import_second_moment",
+           "input_width"]
 
 #: The corpus-spec prefix that names precomputed statistics.
 NPZ_PREFIX = "npz:"
@@ -49,14 +50,17 @@ def input_width(model: torch.nn.Module, module: str) -> int:
 
 def find_npz(spec: str | Path, module: str) -> Path:
     """The file a ``npz:`` spec names for ``module``: the file itself, ``{module}`` filled in,
-    or the one ``<module>_*.npz`` in a folder.
+    or the one ``<module>_*.npz`` in a folder; a path or a ``pkg:PACKAGE/path`` spec.
 
     :raises StatisticsError: when there is no such file, or a folder holds several.
     """
     from editmethods.stats import StatisticsError
 
+    from editmethods.loaders import resolve_data_path
+
     text = str(spec).removeprefix(NPZ_PREFIX)
-    path = Path(text.replace("{module}", module)).expanduser()
+    # pkg:PACKAGE/folder names statistics a package ships (found without importing it)
+    path = resolve_data_path(text.replace("{module}", module)).expanduser()
     if path.is_dir():
         matches = sorted(p for p in path.glob(f"{module}_*.npz") if p.is_file())
         if len(matches) == 1:
@@ -172,3 +176,33 @@ def import_second_moment(path: str | Path, model: torch.nn.Module, module: str, 
                          f"{module}".encode()).hexdigest()
     return SecondMoment(module=module, matrix=matrix, n_samples=samples, n_tokens=count,
                         key=key, corpus=f"npz {file}", from_cache=True)
+
+
+def export_second_moment(stats: Any, folder: str | Path, *, precision: str = "float32") -> Path:
+    """Write ``stats`` (a :class:`~editmethods.stats.SecondMoment`) in ROME's layout, so that
+    ``npz:FOLDER`` (ours) and ROME's and EasyEdit's loaders read it:
+    ``FOLDER/<module>_<precision>_mom2_<samples>.npz`` with ``mom2.mom2`` (the sum of k kᵀ),
+    ``mom2.count`` and ``sample_size``. Written to a temporary name, then renamed.
+
+    :param precision: ``float32`` (ROME's published files) or ``float64``.
+    """
+    import os
+    import tempfile
+
+    if precision not in ("float32", "float64"):
+        raise ValueError(f"precision must be 'float32' or 'float64', got {precision!r}")
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / f"{stats.module}_{precision}_mom2_{stats.n_samples}.npz"
+    total = (stats.matrix.double() * stats.n_tokens).numpy().astype(precision)
+    fd, tmp = tempfile.mkstemp(dir=folder, suffix=".npz.tmp")
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            np.savez(fh, **{"mom2.mom2": total, "mom2.count": np.array(stats.n_tokens),
+                            "sample_size": np.array(stats.n_samples)})
+        os.chmod(tmp, 0o644)  # mkstemp makes it private; a shared file is for reading
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return path

@@ -154,6 +154,9 @@ class ModelAlias:
     #: Returns ``path`` at load time; raises ``ModelLoadError`` saying how to install what
     #: is missing.
     locate: Callable[[], str | Path] | None = attrs.field(default=None, eq=False)
+    #: Edit requests about facts this model knows (a CounterFact-style file: a path or a
+    #: ``pkg:`` spec): where ``editmethods demo`` picks its edit when no ``--data`` is given.
+    examples: str | None = None
 
     def __attrs_post_init__(self) -> None:
         if (self.path is None) == (self.locate is None):

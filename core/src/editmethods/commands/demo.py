@@ -1,8 +1,9 @@
 """``editmethods demo``: what a model believes, one edit, the answers after, an exact undo.
 
-The default model is the bundled reference model ``testbed-gpt2`` and the facts come from its
-benchmark's test split (``pkg:editmethods_testbed/data/test.json``); ``--model`` and ``--data``
-take any model and any CounterFact-style file.
+The default model is the pretrained ``smollm2-135m`` (SmolLM2-135M-Instruct, from the
+``editmethods-smollm2`` plugin) and the facts come from the examples its alias names;
+``--model testbed-gpt2`` runs the bundled reference model on its benchmark's test split.
+``--model`` and ``--data`` take any model and any CounterFact-style file.
 """
 
 from __future__ import annotations
@@ -12,9 +13,11 @@ from typing import Any, Sequence
 
 import click
 
+from editmethods.commands._common import model_options
+
 #: Methods tried in this order when ``--method auto``.
 PREFERENCE = ("rome", "memit", "ft")
-DEFAULT_DATA = "pkg:editmethods_testbed/data/test.json"
+DEFAULT_MODEL = "smollm2-135m"
 
 
 def pick_method(installed: Sequence[str]) -> str:
@@ -79,18 +82,21 @@ def pick_case(editor: Any, requests: Sequence[Any], limit: int = 100) -> Any:
 
 def register(cli: click.Group) -> None:
     @cli.command(name="demo")
-    @click.option("--model", "model_name", default="testbed-gpt2", show_default=True,
-                  help="Model alias, local path or hub id.")
-    @click.option("--data", default=DEFAULT_DATA, show_default=True,
-                  help="Facts to pick the demo edit from (CounterFact-style file).")
+    @click.option("--model", "model_name", default=DEFAULT_MODEL, show_default=True,
+                  help="Model alias, local path or hub id (testbed-gpt2: the bundled reference "
+                       "model).")
+    @model_options
+    @click.option("--data", default=None,
+                  help="Facts to pick the demo edit from (CounterFact-style file); default: the "
+                       "examples the model's alias names.")
     @click.option("--method", default="auto", show_default=True,
                   help=f"Editing method; auto = the first installed of {', '.join(PREFERENCE)}.")
     @click.option("--hparams", default=None,
                   help="Hyper-parameter file; default: the method package's file for this model.")
     @click.option("--case", "case_index", type=int, default=None,
                   help="Index of the record to edit (default: the first one the model knows).")
-    @click.option("--device", default=None, help="cpu, cuda, ...")
-    def demo_command(model_name, data, method, hparams, case_index, device) -> None:
+    def demo_command(model_name, gguf_file, dtype, device, data, method, hparams,
+                     case_index) -> None:
         """Show a model's beliefs, edit one fact, show the answers after, and undo it exactly."""
         import torch
 
@@ -104,7 +110,15 @@ def register(cli: click.Group) -> None:
         torch.manual_seed(0)
         started = time.perf_counter()
         try:
-            editor = Editor.from_pretrained(model_name, device=device)
+            editor = Editor.from_pretrained(model_name, gguf_file=gguf_file, dtype=dtype,
+                                            device=device)
+            if data is None:
+                alias = editor.plugins.model_aliases().get(model_name)
+                data = alias.examples if alias is not None else None
+            if data is None:
+                raise click.ClickException(
+                    f"{model_name!r} names no example facts: give --data (a CounterFact-style "
+                    "file)")
             requests = load_requests(data)
         except EditmethodsError as exc:
             raise click.ClickException(str(exc)) from None

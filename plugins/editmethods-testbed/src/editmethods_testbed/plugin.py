@@ -16,7 +16,8 @@ DESCRIPTIONS = {
 @hookimpl
 def register_models(register):
     for arch, text in DESCRIPTIONS.items():
-        register(ModelAlias(name=f"testbed-{arch}", path=MODELS_DIR / arch, description=text))
+        register(ModelAlias(name=f"testbed-{arch}", path=MODELS_DIR / arch, description=text,
+                            examples="pkg:editmethods_testbed/data/test.json"))
 
 
 @hookimpl
