@@ -108,3 +108,64 @@ def test_pickled_content_is_never_loaded(tmp_path):
     np.savez(path, **{"mom2.mom2": np.array([{"x": 1}], dtype=object), "mom2.count": 3})
     with pytest.raises(StatisticsError, match="allow_pickle"):
         import_second_moment(path, model, MODULE)
+
+
+def test_exported_statistics_read_back_equal(tmp_path):
+    from editmethods.stats_import import export_second_moment
+
+    model, tok = tiny_model("gpt2"), tiny_tokenizer()
+    ours = second_moment(model, tok, MODULE, TEXTS, n_samples=len(TEXTS), cache=False,
+                         progress=False)
+    path = export_second_moment(ours, tmp_path / "stats", precision="float64")
+    assert path.name == f"{MODULE}_float64_mom2_{ours.n_samples}.npz"
+    back = second_moment(model, tok, MODULE, f"npz:{tmp_path / 'stats'}", progress=False)
+    torch.testing.assert_close(back.matrix, ours.matrix.double(), rtol=1e-10, atol=1e-12)
+    assert (back.n_tokens, back.n_samples) == (ours.n_tokens, ours.n_samples)
+    assert not list((tmp_path / "stats").glob("*.tmp"))  # written under a temporary name
+
+
+def test_npz_spec_names_a_folder_inside_an_installed_package(monkeypatch, tmp_path):
+    import sys
+
+    from editmethods.stats_import import export_second_moment, find_npz
+
+    model, tok = tiny_model("gpt2"), tiny_tokenizer()
+    pkg = tmp_path / "site" / "statspkg"
+    (pkg / "statistics").mkdir(parents=True)
+    (pkg / "__init__.py").write_text("")
+    ours = second_moment(model, tok, MODULE, TEXTS, n_samples=len(TEXTS), cache=False,
+                         progress=False)
+    export_second_moment(ours, pkg / "statistics")
+    monkeypatch.syspath_prepend(str(tmp_path / "site"))
+    assert find_npz("npz:pkg:statspkg/statistics", MODULE).parent == pkg / "statistics"
+    assert "statspkg" not in sys.modules  # located, not imported
+    with pytest.raises(StatisticsError, match="no file for module"):
+        find_npz("npz:pkg:statspkg/statistics", "transformer.h.0.mlp.c_proj")
+
+
+def test_stats_command_computes_caches_and_exports(tmp_path, monkeypatch):
+    from click.testing import CliRunner
+
+    from editmethods.cli import build_cli
+
+    monkeypatch.setenv("EDITMETHODS_CACHE", str(tmp_path / "cache"))
+    model, tok = tiny_model("gpt2"), tiny_tokenizer()
+    model.save_pretrained(tmp_path / "model")
+    tok.save_pretrained(tmp_path / "model")
+    corpus = tmp_path / "corpus.txt"
+    corpus.write_text("\n".join(TEXTS))
+    args = ["stats", "--model", str(tmp_path / "model"), "--layers", "0,1", "--corpus",
+            str(corpus), "-n", "50", "--export", str(tmp_path / "out")]
+    first = CliRunner().invoke(build_cli(), args, catch_exceptions=False)
+    assert first.exit_code == 0, first.output
+    assert first.output.count("(computed;") == 2
+    assert sorted(p.name.split("_")[0] for p in (tmp_path / "out").glob("*.npz")) == [
+        "transformer.h.0.mlp.c", "transformer.h.1.mlp.c"]
+    again = CliRunner().invoke(build_cli(), args, catch_exceptions=False)
+    assert again.output.count("(cache;") == 2
+    bad = CliRunner().invoke(build_cli(), ["stats", "--model", str(tmp_path / "model"),
+                                           "--layers", "0,x"])
+    assert bad.exit_code == 2 and "--layers" in bad.output
+    outside = CliRunner().invoke(build_cli(), ["stats", "--model", str(tmp_path / "model"),
+                                               "--layers", "7", "--corpus", str(corpus)])
+    assert outside.exit_code == 1 and "outside the model" in outside.output
