@@ -15,5 +15,9 @@ demo: $(VENV)/.installed
 test: $(VENV)/.installed
 	$(VENV)/bin/python -m pytest
 
+# The README's two benchmark tables, the real model (benchmarks/smollm2.yaml) first, then the
+# GPT-2 reference model (benchmarks/reference.yaml); resumable: finished runs are kept under
+# benchmarks/results/**/runs/ and not run again (make bench FORCE=1 reruns them). Prints the
+# wall time of each table and of the whole.
 bench: $(VENV)/.installed
-	$(VENV)/bin/python benchmarks/bench_reference.py
+	$(VENV)/bin/python benchmarks/bench_reference.py $(if $(FORCE),--force)

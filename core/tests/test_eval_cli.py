@@ -92,7 +92,8 @@ def test_eval_sequential_and_bad_input(workspace):
 def test_bench_writes_table_json_and_chart_and_skips_missing_methods(workspace, tmp_path):
     config = tmp_path / "bench.yaml"
     config.write_text(
-        f"model: {workspace / 'model'}\ndata: {workspace / 'data.json'}\nn: 3\nmode: single\n"
+        f"model: {workspace / 'model'}\nmode: single\n"
+        f"datasets:\n  tiny: {{data: {workspace / 'data.json'}, n: 3}}\n"
         "methods:\n"
         f"  - {{label: FT-M, method: ft, hparams: {workspace / 'ft-m.yaml'}}}\n"
         "  - {label: ROME, method: rome, hparams: reference}\n"
@@ -104,7 +105,7 @@ def test_bench_writes_table_json_and_chart_and_skips_missing_methods(workspace, 
     assert "| FT-M |" in md and "| unedited model |" in md and "Efficacy (CF)" in md
     assert "ROME: skipped: method 'rome' is not installed" in md
     assert "FT-ref: skipped" in md  # no reference hparams file for this model
-    doc = json.loads((out / "bench.json").read_text())
+    doc = json.loads((out / "bench.json").read_text())["datasets"]["tiny"]
     assert [run["label"] for run in doc["runs"]] == ["FT-M"] and doc["n"] == 3
     assert (out / "bench.png").read_bytes()[:4] == b"\x89PNG"
 

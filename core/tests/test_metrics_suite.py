@@ -178,7 +178,8 @@ def test_batched_greedy_generation_equals_one_at_a_time(model_type):
 
 @pytest.mark.parametrize("module", ["editmethods.loaders", "editmethods.metrics.fluency",
                                     "editmethods.metrics.counterfact", "editmethods.reporting",
-                                    "editmethods.metrics.overlap"])
+                                    "editmethods.metrics.overlap", "editmethods.metrics.wild",
+                                    "editmethods.intervals"])
 def test_module_examples_run(module):
     import doctest
     import importlib
@@ -186,3 +187,50 @@ def test_module_examples_run(module):
     failures, _ = doctest.testmod(importlib.import_module(module),
                                   optionflags=doctest.ELLIPSIS | doctest.NORMALIZE_WHITESPACE)
     assert failures == 0
+
+
+def test_wild_answers_are_compared_by_their_first_words():
+    from editmethods.metrics.wild import agrees, answer_of, normalized_words, says
+
+    assert normalized_words("Saint-Étienne, FRANCE.") == ["saint", "étienne", "france"]
+    assert answer_of("  Rome.\nThe capital") == "Rome."
+    assert says(" Rome, Italy", "Rome") and says(" ROME.", "rome") and says(" St. Louis", "St. Louis")
+    assert says(" New York City", "New York") and not says(" New Jersey", "New York")
+    assert not says(" Romeo", "Rome") and not says("\nRome", "Rome") and not says(" the Rome", "Rome")
+    assert says(" ?", "?") and not says(" !", "?")  # no words: the text itself
+    assert agrees(" Madrid, of course", " Madrid.", "Madrid")
+    assert not agrees(" Rome", " Madrid", "Madrid")
+    assert agrees(" Buenos Aires is", " Buenos Aires!", "Buenos Aires")
+
+
+@pytest.mark.parametrize("model_type", ["gpt2", "llama"])
+def test_greedy_tokens_take_one_budget_per_prompt_and_stop_early(model_type):
+    from editmethods.scoring import greedy_continue, greedy_tokens_batched
+
+    model, tok = tiny_model(model_type), tiny_tokenizer()
+    prompts = ["The capital of France is", "Rome", "Miles Davis plays the"]
+    budgets = [3, 7, 5]
+    rows = greedy_tokens_batched(model, tok, prompts, max_new_tokens=budgets, batch_size=2)
+    alone = [tok(greedy_continue(model, tok, [p], max_new_tokens=b)[0], add_special_tokens=False).input_ids
+             for p, b in zip(prompts, budgets)]
+    assert [len(r) for r in rows] == budgets
+    assert [tok.decode(r) for r in rows] == [tok.decode(a) for a in alone]
+    first = rows[1][1]
+    stopped = greedy_tokens_batched(model, tok, prompts, max_new_tokens=budgets,
+                                    stop=lambda t: t == first)
+    assert stopped[1] == rows[1][: rows[1].index(first) + 1]
+
+
+def test_wild_locality_needs_the_unedited_answers_and_the_baseline_leaves_it_out():
+    from editmethods.benchmarking import evaluate_unedited
+
+    editor = Editor(tiny_model("gpt2"), tiny_tokenizer(), plugins=Plugins(entry_points=False))
+    r = req()
+    assert "gen_locality" not in editor.evaluate([r], metrics=["gen_locality"])
+    editor.remember_unedited_answers([r])
+    same = editor.evaluate([r], metrics=["gen_efficacy", "gen_locality"])
+    # unedited, the neighbours say what they said; only the neighbourhood kind is scored
+    assert same["gen_locality"].value == 1.0 and same["gen_locality"].details["prompts"] == 2
+    assert same["gen_efficacy"].protocol == "wild"
+    baseline = evaluate_unedited(editor, [r], metrics=["gen_efficacy", "gen_locality"])
+    assert "gen_efficacy" in baseline and "gen_locality" not in baseline

@@ -14,10 +14,12 @@ Modes (how the requests are edited):
 
 Results keep their protocols apart (:class:`~editmethods.evaluation.EvalReport` groups by
 protocol); the cost of editing is reported under the protocol ``cost``: ``seconds_per_edit``
-(wall time of ``Editor.edit`` per request, from the edit handles) and ``peak_memory_mb``
-(on CUDA the peak of ``torch.cuda.max_memory_allocated`` during the edit above what was
-allocated before it; on CPU the peak of malloc'd bytes during the edit above the amount
-before it, sampled every 2 ms; see :class:`PeakMemory`).
+(the median over edits of the wall time of ``Editor.edit``, from the edit handles; a batch
+edit's time divided by its requests) and ``peak_memory_mb`` (the median over edits of the
+memory allocated during the edit above what was allocated before it: on CUDA the peak of
+``torch.cuda.max_memory_allocated``; on CPU the peak of malloc'd bytes, sampled every 2 ms,
+which torch's CPU tensors are; see :class:`PeakMemory`). Their details give the mean, the
+total and the largest edit.
 
 >>> from editmethods.benchmarking import evaluate_method             # doctest: +SKIP
 >>> run = evaluate_method(editor, "ft", "ft-m.yaml", requests, mode="single")  # doctest: +SKIP
@@ -29,6 +31,7 @@ from __future__ import annotations
 import hashlib
 import math
 import os
+import statistics
 import threading
 import time
 from pathlib import Path
@@ -210,6 +213,8 @@ class MethodRun:
     label: str
     method: str
     hparams: Any = None
+    #: Field values that replace those of ``hparams`` (e.g. ROME's ``variant``).
+    overrides: Mapping[str, Any] = attrs.field(factory=dict)
 
 
 @attrs.frozen
@@ -227,10 +232,17 @@ class RunResult:
     #: Whether every weight and buffer was bit-identical to the unedited model afterwards.
     restored: bool = True
 
-    def to_dict(self) -> dict[str, Any]:
+    def to_dict(self, *, per_case: bool = False) -> dict[str, Any]:
         return {"label": self.label, "method": self.method, "mode": self.mode, "n": self.n,
-                "hparams": dict(self.hparams), "metrics": self.report.to_dict(),
+                "hparams": dict(self.hparams), "metrics": self.report.to_dict(per_case=per_case),
                 "failures": [dict(f) for f in self.failures], "restored": self.restored}
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> RunResult:
+        """The result :meth:`to_dict` wrote."""
+        return cls(label=data["label"], method=data["method"], mode=data["mode"], n=data["n"],
+                   report=EvalReport.from_dict(data["metrics"]), hparams=data.get("hparams", {}),
+                   failures=data.get("failures", ()), restored=data.get("restored", True))
 
 
 def _progress(iterable: Iterable[Any], total: int, desc: str, enabled: bool) -> Iterable[Any]:
@@ -243,15 +255,26 @@ def _progress(iterable: Iterable[Any], total: int, desc: str, enabled: bool) -> 
 
 def _cost_results(handles_seconds: list[float], n_requests: int, peaks: list[int],
                   kind: str) -> list[MetricResult]:
-    per_edit = [s for s in handles_seconds]
+    """``seconds_per_edit`` and ``peak_memory_mb``: medians over edits (a batch edit is one
+    edit of many requests: its time is divided by them)."""
+    per_edit = list(handles_seconds)
     out = []
     if per_edit and n_requests:
-        out.append(MetricResult("seconds_per_edit", sum(per_edit) / n_requests, COST, n_requests,
-                                per_case=per_edit if len(per_edit) == n_requests else (),
-                                details={"total_seconds": sum(per_edit)}))
+        total = sum(per_edit)
+        details: dict[str, Any] = {"total_seconds": total, "mean": total / n_requests}
+        if len(per_edit) == n_requests:
+            value, per_case = statistics.median(per_edit), per_edit
+            details["statistic"] = "median"
+        else:
+            value, per_case = total / n_requests, []
+            details["statistic"] = "total/requests"
+        out.append(MetricResult("seconds_per_edit", value, COST, n_requests, per_case=per_case,
+                                details=details))
     if peaks:
-        out.append(MetricResult("peak_memory_mb", max(peaks) / 2**20, COST, len(peaks),
-                                details={"kind": kind}))
+        mib = [p / 2**20 for p in peaks]
+        out.append(MetricResult("peak_memory_mb", statistics.median(mib), COST, len(mib),
+                                per_case=mib, details={"kind": kind, "statistic": "median",
+                                                       "max": max(mib)}))
     return out
 
 
@@ -274,6 +297,7 @@ def evaluate_method(
     label: str | None = None,
     progress: bool = True,
     seed: int | None = 0,
+    overrides: Mapping[str, Any] | None = None,
 ) -> RunResult:
     """Edit ``requests`` with ``method`` in ``mode``, measure, and restore the model.
 
@@ -283,6 +307,7 @@ def evaluate_method(
     :param mode: ``"single"``, ``"batch"`` or ``"sequential"`` (see the module docs).
     :param metrics: metric names to compute (``None``: every metric whose inputs exist).
     :param seed: ``torch.manual_seed`` before the run (``None``: leave the generator alone).
+    :param overrides: hyper-parameter values that replace those of ``hparams``.
     :return: a :class:`RunResult`; edits that raised are listed in ``failures`` and left
         out of the report.
     :raises EditmethodsError: on bad input (unknown method, bad hparams, bad mode) before
@@ -298,7 +323,7 @@ def evaluate_method(
     from editmethods.hparams import load_hparams
 
     installed = editor.plugins.method(method)
-    hp = load_hparams(installed.spec.hparams_class, hparams, method=method)
+    hp = load_hparams(installed.spec.hparams_class, hparams, method=method, **dict(overrides or {}))
     if mode == "batch" and len(requests) > 1 and not installed.spec.batch:
         raise EditmethodsError(
             f"method {method!r} does not edit batches; use --mode single or sequential")
@@ -313,6 +338,9 @@ def evaluate_method(
     seconds: list[float] = []
     peaks: list[int] = []
     kind = PeakMemory(device).kind
+    if metrics is None or "gen_locality" in metrics:
+        # the wild protocol's locality compares with what the unedited model says
+        editor.remember_unedited_answers(requests, batch_size=batch_size)
 
     def edit(batch: list[EditRequest], **kwargs: Any) -> EditHandle | list[EditHandle] | None:
         with PeakMemory(device) as mem:
@@ -365,14 +393,19 @@ def evaluate_unedited(editor: Editor, requests: Sequence[EditRequest], *, mode: 
     The requests are grouped as the methods' runs group them (``mode``): one at a time in
     ``single`` mode, all together otherwise, so that the same locality pairs count (pairs that
     another request of a group rewrites are left out, see ``editmethods.metrics.overlap``).
-    Locality metrics are left out: they compare the model with itself before the edit.
+    Locality metrics (``locality*``, ``gen_locality``) are left out: they compare the model
+    with itself before the edit.
     """
     if mode == "single":
         report = merge_reports(editor.evaluate([r], metrics=metrics, batch_size=batch_size)
                                for r in requests)
     else:
         report = editor.evaluate(list(requests), metrics=metrics, batch_size=batch_size)
-    return EvalReport(tuple(r for r in report if not r.name.startswith("locality")))
+    return EvalReport(tuple(r for r in report if not _compares_with_unedited(r.name)))
+
+
+def _compares_with_unedited(name: str) -> bool:
+    return name.startswith("locality") or name == "gen_locality"
 
 
 # -- several methods --------------------------------------------------------------------------
@@ -389,10 +422,12 @@ class BenchmarkResult:
     #: Methods that were not run: label -> reason.
     skipped: Mapping[str, str] = attrs.field(factory=dict)
     device: str = "cpu"
+    #: Records of ``data`` skipped before the first case.
+    offset: int = 0
 
     def to_dict(self) -> dict[str, Any]:
-        return {"model": self.model, "data": self.data, "mode": self.mode, "n": self.n,
-                "device": self.device, "unedited": self.unedited.to_dict(),
+        return {"model": self.model, "data": self.data, "offset": self.offset, "mode": self.mode,
+                "n": self.n, "device": self.device, "unedited": self.unedited.to_dict(),
                 "runs": [r.to_dict() for r in self.runs], "skipped": dict(self.skipped)}
 
     def to_markdown(self) -> str:
@@ -430,13 +465,13 @@ def run_benchmark(
     metrics = list(metrics) if metrics else None
     skipped: dict[str, str] = {}
     done: list[RunResult] = []
-    runs = [_with_reference(editor.plugins, run, model_name) for run in runs]
+    runs = [resolve_run(editor.plugins, run, model_name) for run in runs]
     model_type = getattr(editor.model.config, "model_type", "?")
     unedited = evaluate_unedited(editor, requests, mode=mode, metrics=metrics,
                                  batch_size=batch_size)
     todo = []
     for run in runs:
-        reason = _skip_reason(editor.plugins, run, model_type, mode, len(requests))
+        reason = skip_reason(editor.plugins, run, model_type, mode, len(requests))
         if reason:
             skipped[run.label] = reason
         else:
@@ -452,7 +487,7 @@ def run_benchmark(
         try:
             done.append(evaluate_method(editor, run.method, run.hparams, requests, mode=mode,
                                         metrics=metrics, batch_size=batch_size, label=run.label,
-                                        progress=progress))
+                                        progress=progress, overrides=run.overrides))
         except EditmethodsError as exc:
             skipped[run.label] = f"failed: {exc}"
         if on_update is not None:
@@ -460,25 +495,51 @@ def run_benchmark(
     return result()
 
 
-#: ``MethodRun.hparams`` value that asks for the method package's file for the model alias.
+#: ``MethodRun.hparams`` value that asks for the method package's file for the model alias;
+#: ``"reference:<variant>"`` asks for the package's file of that variant for the alias
+#: (``hparams/<variant>-<alias>.yaml`` or ``hparams/<alias>-<variant>.yaml``, e.g.
+#: ``reference:ft-l`` for FT-L next to FT-M in the ft package).
 REFERENCE = "reference"
 
 
-def _with_reference(plugins: Plugins, run: MethodRun, model_name: str) -> MethodRun:
-    if run.hparams != REFERENCE:
+def is_reference(hparams: Any) -> bool:
+    """Whether ``hparams`` is ``"reference"`` or ``"reference:<variant>"``."""
+    return isinstance(hparams, str) and (hparams == REFERENCE or hparams.startswith(REFERENCE + ":"))
+
+
+def _variant(hparams: str) -> str | None:
+    return hparams.partition(":")[2] or None
+
+
+def reference_names(method: str, model_name: str, variant: str | None = None) -> tuple[str, ...]:
+    """The file stems (in ``hparams/``) that a reference lookup tries, in order."""
+    if variant:
+        return (f"{variant}-{model_name}", f"{model_name}-{variant}")
+    return (model_name, f"{method}-{model_name}")
+
+
+def resolve_run(plugins: Plugins, run: MethodRun, model_name: str) -> MethodRun:
+    """``run`` with a ``reference`` hparams value replaced by the file found, if any."""
+    if not is_reference(run.hparams):
         return run
-    found = reference_hparams(plugins, run.method, model_name)
+    found = reference_hparams(plugins, run.method, model_name, variant=_variant(run.hparams))
     return attrs.evolve(run, hparams=found) if found is not None else run
 
 
-def _skip_reason(plugins: Plugins, run: MethodRun, model_type: str, mode: str, n: int) -> str | None:
+
+def skip_reason(plugins: Plugins, run: MethodRun, model_type: str | None, mode: str,
+                n: int) -> str | None:
+    """Why ``run`` (after :func:`resolve_run`) cannot run, or ``None``; ``model_type=None``
+    leaves the model check out (the model is not loaded yet)."""
     if run.method not in plugins.methods:
         return f"method {run.method!r} is not installed (pip install editmethods-{run.method})"
-    if run.hparams == REFERENCE:
+    if is_reference(run.hparams):
+        names = " or ".join(f"hparams/{n}.yaml" for n in
+                            reference_names(run.method, "<model alias>", _variant(run.hparams)))
         return (f"its package ships no reference hyper-parameters for this model "
-                f"(hparams/<model alias>.yaml next to its plugin module)")
+                f"({names} next to its plugin module)")
     spec = plugins.methods[run.method].spec
-    if not spec.supports(model_type):
+    if model_type is not None and not spec.supports(model_type):
         return f"does not support model type {model_type!r}"
     if mode == "batch" and n > 1 and not spec.batch:
         return "edits one fact at a time (not a batch method)"
@@ -487,11 +548,15 @@ def _skip_reason(plugins: Plugins, run: MethodRun, model_type: str, mode: str, n
     return None
 
 
-def reference_hparams(plugins: Plugins, method: str, model_name: str) -> Path | None:
+
+def reference_hparams(plugins: Plugins, method: str, model_name: str,
+                      variant: str | None = None) -> Path | None:
     """The hyper-parameters a method package ships for a model alias, if any.
 
     Convention: a method package keeps hyper-parameters tuned for a reference model next to
-    its plugin module as ``hparams/<alias>.yaml`` (e.g. ``hparams/testbed-gpt2.yaml``).
+    its plugin module as ``hparams/<alias>.yaml`` (e.g. ``hparams/testbed-gpt2.yaml``); a
+    package with several variants of a method (FT-L and FT-M) ships the others as
+    ``hparams/<variant>-<alias>.yaml`` (see :func:`reference_names`).
     """
     if method not in plugins.methods:
         return None
@@ -503,7 +568,7 @@ def reference_hparams(plugins: Plugins, method: str, model_name: str) -> Path | 
         module_file = getattr(sys.modules.get(type(plugin).__module__), "__file__", None)
     if module_file is None:
         return None
-    for name in (model_name, f"{method}-{model_name}"):
+    for name in reference_names(method, model_name, variant):
         try:
             return shipped_hparams(module_file, name, method=method)
         except FileNotFoundError:
@@ -511,58 +576,14 @@ def reference_hparams(plugins: Plugins, method: str, model_name: str) -> Path | 
     return None
 
 
-def load_bench_config(path: str | Path) -> dict[str, Any]:
-    """Read a benchmark file (YAML)::
+def load_bench_config(path: str | Path) -> Any:
+    """Read a benchmark file: :func:`editmethods.bench_config.load_bench_config`."""
+    from editmethods.bench_config import load_bench_config as load
 
-        model: testbed-gpt2
-        data: pkg:editmethods_testbed/data/test.json   # or a path, relative to this file
-        n: 100
-        mode: single
-        metrics: [efficacy, paraphrase, ...]            # optional
-        methods:
-          - {label: FT-M, method: ft, hparams: hparams/ft-m.yaml}   # path relative to this file
-          - {label: ROME, method: rome, hparams: reference}         # the package's own file
-          - {label: LoRA, method: lora, hparams: {rank: 4}}         # inline
-
-    :return: ``{"model", "data", "n", "mode", "metrics", "runs": [MethodRun]}``.
-    """
-    import yaml
-
-    from editmethods.errors import HyperParamsError
-
-    path = Path(path)
-    try:
-        doc = yaml.safe_load(path.read_text())
-    except (OSError, yaml.YAMLError) as exc:
-        raise HyperParamsError(f"{path}: cannot read benchmark file: {exc}") from None
-    if not isinstance(doc, Mapping):
-        raise HyperParamsError(f"{path}: expected a mapping with 'methods'")
-    allowed = {"model", "data", "n", "mode", "metrics", "methods", "offset"}
-    extra = set(doc) - allowed
-    if extra:
-        raise HyperParamsError(f"extra fields found ({', '.join(sorted(extra))}) @ {path}")
-    methods = doc.get("methods")
-    if not isinstance(methods, list) or not methods:
-        raise HyperParamsError(f"{path}: 'methods' must be a non-empty list")
-    runs = []
-    for i, m in enumerate(methods):
-        if not isinstance(m, Mapping) or "method" not in m:
-            raise HyperParamsError(f"{path}: methods[{i}] needs a 'method'")
-        extra = set(m) - {"label", "method", "hparams"}
-        if extra:
-            raise HyperParamsError(f"extra fields found ({', '.join(sorted(extra))}) @ {path}.methods[{i}]")
-        hp = m.get("hparams")
-        if isinstance(hp, str) and hp != REFERENCE:
-            hp = (path.parent / hp) if not Path(hp).is_absolute() else Path(hp)
-        runs.append(MethodRun(label=str(m.get("label", m["method"])), method=str(m["method"]),
-                              hparams=hp))
-    data = doc.get("data")
-    if isinstance(data, str) and not data.startswith("pkg:") and not Path(data).is_absolute():
-        data = str(path.parent / data)
-    return {"model": doc.get("model"), "data": data, "n": doc.get("n"), "mode": doc.get("mode"),
-            "offset": doc.get("offset"), "metrics": doc.get("metrics"), "runs": runs}
+    return load(path)
 
 
-__all__ = ["BenchmarkResult", "MODES", "REFERENCE", "load_bench_config", "MethodRun", "PeakMemory", "RunResult",
-           "evaluate_method", "evaluate_unedited", "merge_reports", "reference_hparams",
-           "run_benchmark", "weights_digest"]
+__all__ = ["BenchmarkResult", "MODES", "REFERENCE", "load_bench_config", "MethodRun", "PeakMemory",
+           "RunResult", "evaluate_method", "evaluate_unedited", "is_reference", "merge_reports",
+           "reference_hparams", "reference_names", "resolve_run", "run_benchmark", "skip_reason",
+           "weights_digest"]

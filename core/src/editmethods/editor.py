@@ -58,6 +58,7 @@ class Editor:
         self.plugins = plugins if plugins is not None else get_plugins()
         self._architecture = architecture
         self._pre_edit: dict[str, torch.Tensor] = {}
+        self._pre_edit_answers: dict[str, str] = {}
 
     # -- construction -------------------------------------------------------------------
     @classmethod
@@ -262,6 +263,22 @@ class Editor:
         if pairs:
             self._pre_edit.update(locality_predictions(self.model, self.tokenizer, pairs))
 
+    def remember_unedited_answers(self, batch: Iterable[EditRequest], *, batch_size: int = 32) -> None:
+        """Record the model's current greedy continuations of the neighbour prompts of
+        ``batch``, which the ``wild`` protocol's ``gen_locality`` compares against. Unlike
+        :meth:`remember_unedited`, :meth:`edit` does not do this (it costs a generation per
+        prompt): call it on the unedited model before editing (the benchmark runner does)."""
+        from editmethods.metrics.wild import unedited_answers
+
+        was_training = self.model.training
+        self.model.eval()
+        try:
+            self._pre_edit_answers.update(unedited_answers(
+                self.model, self.tokenizer, list(batch), known=self._pre_edit_answers,
+                batch_size=batch_size))
+        finally:
+            self.model.train(was_training)
+
     # -- undo ---------------------------------------------------------------------------
     def rollback(self, handle: EditHandle | None = None) -> None:
         """Undo one edit (the last one by default), exactly.
@@ -332,7 +349,7 @@ class Editor:
         """
         batch = [requests] if isinstance(requests, EditRequest) else list(requests)
         context = EvalContext(metrics=frozenset(metrics or ()), pre_edit=dict(self._pre_edit),
-                              batch_size=batch_size)
+                              pre_edit_answers=dict(self._pre_edit_answers), batch_size=batch_size)
         results = []
         was_training = self.model.training
         self.model.eval()

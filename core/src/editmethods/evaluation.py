@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any, Iterator
+from typing import Any, Iterator, Mapping
 
 import attrs
 
@@ -33,14 +33,39 @@ class EvalReport:
     def __iter__(self) -> Iterator[MetricResult]:
         return iter(self.results)
 
-    def to_dict(self) -> dict[str, Any]:
-        """``{protocol: {metric: {"value", "n", "details"}}}``, JSON-serializable."""
+    def to_dict(self, *, per_case: bool = False) -> dict[str, Any]:
+        """``{protocol: {metric: {"value", "n", "ci", "details"}}}``, JSON-serializable.
+
+        ``ci`` is the metric's 95% interval (``{"low", "high", "method", "level"}``, see
+        :mod:`editmethods.intervals`) or ``None``; ``per_case=True`` adds the per-case values,
+        so that :meth:`from_dict` gives the same report back.
+        """
+        from editmethods.intervals import metric_interval
+
         out: dict[str, dict[str, Any]] = {}
         for r in self.results:
-            out.setdefault(r.protocol, {})[r.name] = {
-                "value": r.value, "n": r.n, "details": dict(r.details),
-            }
+            ci = metric_interval(r)
+            entry: dict[str, Any] = {"value": r.value, "n": r.n,
+                                     "ci": ci.to_dict() if ci is not None else None,
+                                     "details": dict(r.details)}
+            if per_case:
+                entry["per_case"] = list(r.per_case)
+            out.setdefault(r.protocol, {})[r.name] = entry
         return out
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Mapping[str, Mapping[str, Any]]]) -> EvalReport:
+        """The report :meth:`to_dict` wrote (per-case values only where it kept them; a value
+        written as ``null``, as strict JSON writes NaN, reads as NaN)."""
+        results = []
+        for protocol, metrics in data.items():
+            for name, m in metrics.items():
+                value = m.get("value")
+                results.append(MetricResult(
+                    name, float("nan") if value is None else float(value), protocol, int(m["n"]),
+                    per_case=[float("nan") if v is None else float(v) for v in m.get("per_case", ())],
+                    details=dict(m.get("details") or {})))
+        return cls(tuple(results))
 
     def format(self) -> str:
         """A plain-text table, one block per protocol."""

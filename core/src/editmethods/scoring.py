@@ -7,7 +7,7 @@ models (T5) get the prompt in the encoder and the target in the decoder.
 
 from __future__ import annotations
 
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence
 
 import attrs
 import torch
@@ -164,44 +164,80 @@ def greedy_continue(
 
 
 @torch.no_grad()
-def greedy_continue_batched(
-    model: torch.nn.Module, tokenizer: Any, prompts: Sequence[str], *, max_new_tokens: int = 8,
-    batch_size: int = 32,
-) -> list[str]:
-    """Greedy continuations of many prompts, ``batch_size`` at a time, without a cache.
+def greedy_tokens_batched(
+    model: torch.nn.Module, tokenizer: Any, prompts: Sequence[str],
+    *, max_new_tokens: int | Sequence[int] = 8, batch_size: int = 32,
+    stop: Callable[[int], bool] | None = None,
+) -> list[list[int]]:
+    """Greedy continuations of many prompts as token ids, ``batch_size`` at a time, no cache.
 
     Rows are right-padded and each step reads the logits at every row's last real token and
     writes the new token just after it, so positions are those of an unpadded sequence (GPT-2)
-    and padding only ever follows a row's real tokens. Like :func:`greedy_continue`, every step
-    runs the full forward pass, so edits hooked into it are always seen; the text after EOS is
-    dropped. Encoder-decoder models fall back to :func:`greedy_continue`.
+    and padding only ever follows a row's real tokens. Every step runs the full forward pass,
+    so edits hooked into it are always seen.
+
+    :param max_new_tokens: one budget for every prompt, or one per prompt.
+    :param stop: a row stops after a token for which this returns true (the token is kept),
+        e.g. one that contains a newline. A row also stops at EOS (not kept) and at its budget;
+        a batch stops when all its rows have.
     """
-    if getattr(getattr(model, "config", None), "is_encoder_decoder", False):
-        return greedy_continue(model, tokenizer, prompts, max_new_tokens=max_new_tokens)
+    budgets = ([int(max_new_tokens)] * len(prompts) if isinstance(max_new_tokens, int)
+               else [int(b) for b in max_new_tokens])
+    if len(budgets) != len(prompts):
+        raise ValueError("give one max_new_tokens per prompt")
     device = model_device(model)
     pad = pad_id(tokenizer)
     eos = getattr(tokenizer, "eos_token_id", None)
-    outputs: list[str] = []
+    outputs: list[list[int]] = []
     for start in range(0, len(prompts), batch_size):
         rows = [list(tokenizer(p).input_ids) for p in prompts[start : start + batch_size]]
+        limits = budgets[start : start + batch_size]
+        steps = max(limits, default=0)
+        new: list[list[int]] = [[] for _ in rows]
+        if steps <= 0:
+            outputs.extend(new)
+            continue
         lengths = torch.tensor([len(r) for r in rows])
-        ids, mask = pad_rows([r + [pad] * max_new_tokens for r in rows], pad)
+        ids, mask = pad_rows([r + [pad] * steps for r in rows], pad)
         mask.zero_()
         for i, r in enumerate(rows):
             mask[i, : len(r)] = 1
         ids, mask = ids.to(device), mask.to(device)
-        new = torch.empty((len(rows), max_new_tokens), dtype=torch.long)
         index = torch.arange(len(rows))
-        for step in range(max_new_tokens):
+        done = [limit <= 0 for limit in limits]
+        for _ in range(steps):
             width = int(lengths.max())
             logits = model(input_ids=ids[:, :width], attention_mask=mask[:, :width]).logits
             nxt = logits[index.to(logits.device), (lengths - 1).to(logits.device)].argmax(-1)
-            new[:, step] = nxt.cpu()
             ids[index, lengths] = nxt.to(ids.device)
             mask[index, lengths] = 1
             lengths = lengths + 1
-        for row in new.tolist():
-            if eos is not None and eos in row:
-                row = row[: row.index(eos)]
-            outputs.append(tokenizer.decode(row))
+            for i, token in enumerate(nxt.tolist()):
+                if done[i]:
+                    continue
+                if eos is not None and token == eos:
+                    done[i] = True
+                    continue
+                new[i].append(token)
+                if len(new[i]) >= limits[i] or (stop is not None and stop(token)):
+                    done[i] = True
+            if all(done):
+                break
+        outputs.extend(new)
     return outputs
+
+
+@torch.no_grad()
+def greedy_continue_batched(
+    model: torch.nn.Module, tokenizer: Any, prompts: Sequence[str], *, max_new_tokens: int = 8,
+    batch_size: int = 32,
+) -> list[str]:
+    """Greedy continuations of many prompts, ``batch_size`` at a time, without a cache
+    (:func:`greedy_tokens_batched`, decoded); the text after EOS is dropped. Encoder-decoder
+    models fall back to :func:`greedy_continue`.
+    """
+    if getattr(getattr(model, "config", None), "is_encoder_decoder", False):
+        return greedy_continue(model, tokenizer, prompts, max_new_tokens=max_new_tokens)
+    rows = greedy_tokens_batched(model, tokenizer, prompts, max_new_tokens=max_new_tokens,
+                                 batch_size=batch_size)
+    return [tokenizer.decode(row) for row in rows]

@@ -302,6 +302,9 @@ class EvalContext:
     metrics: frozenset[str] = attrs.field(default=frozenset(), converter=frozenset)
     #: Pre-edit greedy predictions (prompt -> token ids), for locality as agreement.
     pre_edit: Mapping[str, Any] = attrs.field(factory=dict)
+    #: The unedited model's greedy continuations of neighbour prompts (``locality_key`` ->
+    #: text), for the ``wild`` protocol's ``gen_locality``.
+    pre_edit_answers: Mapping[str, str] = attrs.field(factory=dict)
     #: Token budget for batched scoring.
     batch_size: int = 32
 

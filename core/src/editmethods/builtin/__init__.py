@@ -7,4 +7,5 @@ BUILTIN_PLUGINS = (
     "editmethods.metrics.counterfact",
     "editmethods.metrics.answers",
     "editmethods.metrics.fluency",
+    "editmethods.metrics.wild",
 )
