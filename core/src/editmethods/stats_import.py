@@ -25,6 +25,7 @@ semi-definiteness (up to rounding). What cannot be: that the file was computed o
 
 from __future__ import annotations
 
+import functools
 import hashlib
 from pathlib import Path
 from typing import Any
@@ -133,10 +134,21 @@ def import_second_moment(path: str | Path, model: torch.nn.Module, module: str, 
     :raises StatisticsError: for a missing file, unknown keys, a shape that is not the module's
         input width, or a matrix that is not a second moment.
     """
+    file = find_npz(path, module)
+    st = file.stat()
+    # An edit reads the same file again and again: read and check it once per process while
+    # the file is unchanged (path, size and mtime), as the on-disk cache does for computed
+    # statistics. The matrix is shared between calls: nothing may write into it in place.
+    return _read_npz(str(file.resolve()), st.st_size, st.st_mtime_ns, module,
+                     input_width(model, module), dtype, check)
+
+
+@functools.lru_cache(maxsize=16)
+def _read_npz(name: str, size: int, mtime_ns: int, module: str, width: int,
+              dtype: torch.dtype, check: bool) -> Any:
     from editmethods.stats import SecondMoment, StatisticsError
 
-    file = find_npz(path, module)
-    width = input_width(model, module)
+    file = Path(name)
     try:
         data = np.load(file, allow_pickle=False)
     except (OSError, ValueError) as exc:
@@ -171,9 +183,7 @@ def import_second_moment(path: str | Path, model: torch.nn.Module, module: str, 
     if check:
         _check_psd(matrix, file, module)
     matrix = ((matrix + matrix.T) / 2).to(dtype).contiguous()
-    st = file.stat()
-    key = hashlib.sha256(f"npz\x1f{file.resolve()}\x1f{st.st_size}\x1f{st.st_mtime_ns}\x1f"
-                         f"{module}".encode()).hexdigest()
+    key = hashlib.sha256(f"npz\x1f{file}\x1f{size}\x1f{mtime_ns}\x1f{module}".encode()).hexdigest()
     return SecondMoment(module=module, matrix=matrix, n_samples=samples, n_tokens=count,
                         key=key, corpus=f"npz {file}", from_cache=True)
 
