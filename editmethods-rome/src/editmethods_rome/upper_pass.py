@@ -36,8 +36,17 @@ from editmethods.tracing import StopForward, first_tensor, trace
 
 __all__ = ["UpperPass", "block_of", "equivalent"]
 
-#: Per model: whether the runner reproduced a plain forward pass (checked once).
-_verdicts: "weakref.WeakKeyDictionary[torch.nn.Module, bool]" = weakref.WeakKeyDictionary()
+#: Per model: whether the runner reproduced a plain forward pass (checked once per
+#: :func:`_signature`).
+_verdicts: "weakref.WeakKeyDictionary[torch.nn.Module, tuple[Any, bool]]" = \
+    weakref.WeakKeyDictionary()
+
+
+def _signature(model: torch.nn.Module) -> tuple:
+    """What would make a verdict stale: hooks or a replaced ``forward`` on the model itself
+    (an attaching method wrapping the model), which the runner does not go through."""
+    return (id(getattr(model.forward, "__func__", model.forward)), len(model._forward_hooks),
+            len(model._forward_pre_hooks))
 
 
 def block_of(arch: Architecture, model: torch.nn.Module, module: str) -> int | None:
@@ -195,8 +204,9 @@ def equivalent(model: torch.nn.Module, fast: Callable[[torch.Tensor], list[torch
                plain: Callable[[torch.Tensor], list[torch.Tensor]], delta: torch.Tensor) -> bool:
     """Whether the runner gives a plain forward pass's logits for ``delta`` (once per model:
     the verdict is remembered for the model object)."""
-    if model in _verdicts:
-        return _verdicts[model]
+    signature = _signature(model)
+    if model in _verdicts and _verdicts[model][0] == signature:
+        return _verdicts[model][1]
     with torch.no_grad():
         got, want = fast(delta), plain(delta)
     ok = all(g.shape == w.shape and bool(torch.isfinite(g).all()) for g, w in zip(got, want))
@@ -206,5 +216,5 @@ def equivalent(model: torch.nn.Module, fast: Callable[[torch.Tensor], list[torch
             scale = 1.0 + float(w.abs().max()) if w.numel() else 1.0
             if w.numel() and float((g.float() - w.float()).abs().max()) > tol * scale:
                 ok = False
-    _verdicts[model] = ok
+    _verdicts[model] = (signature, ok)
     return ok
