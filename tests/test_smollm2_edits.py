@@ -12,7 +12,7 @@ import attrs
 import pytest
 
 from editmethods import Editor
-from editmethods.benchmarking import weights_digest
+from editmethods.fingerprint import model_fingerprint
 from editmethods.hparams import load_hparams
 from editmethods.loaders import load_requests
 from editmethods.plugins import get_plugins
@@ -54,16 +54,16 @@ def rates(editor, requests, names=("efficacy", "paraphrase", "neighborhood")):
 
 
 def test_rome_edits_known_facts_and_rolls_back_exactly(editor, requests_, tmp_path):
-    digest = weights_digest(editor.model)
+    digest = model_fingerprint(editor.model, buffers=True)
     results = []
     for r in requests_:
         handle = editor.edit(r, "rome", shipped("rome"))
         results.append(rates(editor, [r]))
         if r is requests_[0]:  # a saved edit re-applied to a fresh copy gives the same weights
-            edited = weights_digest(editor.model)
+            edited = model_fingerprint(editor.model, buffers=True)
             editor.save_edit(handle, tmp_path / "edit")
         editor.rollback(handle)
-        assert weights_digest(editor.model) == digest
+        assert model_fingerprint(editor.model, buffers=True) == digest
     mean = {k: sum(x[k] for x in results) / len(results) for k in results[0]}
     # CounterFact protocol: p(new) > p(true) on the prompt and its paraphrase, and the
     # neighbours keep p(true) > p(new); the floors on smollm2-135m
@@ -72,7 +72,7 @@ def test_rome_edits_known_facts_and_rolls_back_exactly(editor, requests_, tmp_pa
     assert mean["neighborhood"] >= 0.75
     fresh = Editor.from_pretrained(editor.model.name_or_path)
     fresh.load_edit(tmp_path / "edit")
-    assert weights_digest(fresh.model) == edited
+    assert model_fingerprint(fresh.model, buffers=True) == edited
 
 
 def test_memit_batch_writes_every_fact(editor, requests_):
@@ -82,21 +82,21 @@ def test_memit_batch_writes_every_fact(editor, requests_):
 
     hp = attrs.evolve(load_hparams(MEMITHyperParams, shipped("memit"), method="memit"),
                       mom2_n_samples=300)
-    digest = weights_digest(editor.model)
+    digest = model_fingerprint(editor.model, buffers=True)
     handle = editor.edit(list(requests_), "memit", hp)
     got = rates(editor, list(requests_))
     editor.rollback(handle)
-    assert weights_digest(editor.model) == digest
+    assert model_fingerprint(editor.model, buffers=True) == digest
     assert got["efficacy"] >= 0.9
     assert got["neighborhood"] >= 0.75
 
 
 def test_ft_m_edits_known_facts(editor, requests_):
-    digest = weights_digest(editor.model)
+    digest = model_fingerprint(editor.model, buffers=True)
     results = []
     for r in requests_:
         handle = editor.edit(r, "ft", shipped("ft"))
         results.append(rates(editor, [r], ("efficacy",)))
         editor.rollback(handle)
-    assert weights_digest(editor.model) == digest
+    assert model_fingerprint(editor.model, buffers=True) == digest
     assert sum(x["efficacy"] for x in results) / len(results) >= 0.95

@@ -8,7 +8,8 @@ import attrs
 import pytest
 
 from editmethods import EditRequest, Editor, EvalReport, MetricResult, PromptAnswer
-from editmethods.benchmarking import evaluate_method, merge_reports, weights_digest
+from editmethods.benchmarking import evaluate_method, merge_reports
+from editmethods.fingerprint import model_fingerprint
 from editmethods.metrics.counterfact import harmonic_mean
 from editmethods.metrics.fluency import ngram_entropy_of
 from editmethods.plugins import Plugins
@@ -154,7 +155,7 @@ def test_runner_modes_restore_the_model_and_report_cost():
     from editmethods.testing import AddMethod, make_plugins
 
     editor = Editor(tiny_model("gpt2"), tiny_tokenizer(), plugins=make_plugins(AddMethod()))
-    before = weights_digest(editor.model)
+    before = model_fingerprint(editor.model, buffers=True)
     reqs = [req(), req(prompt="Miles Davis plays the", subject="Miles Davis", target_new="piano",
                        ground_truth="trumpet", rephrase_prompts=[], case_id=2)]
     for mode in ("single", "sequential", "batch"):
@@ -163,7 +164,7 @@ def test_runner_modes_restore_the_model_and_report_cost():
         cost = run.report.to_dict()["cost"]
         assert cost["seconds_per_edit"]["value"] > 0 and cost["peak_memory_mb"]["value"] >= 0
         assert run.report["reliability"].n == 2
-    assert weights_digest(editor.model) == before
+    assert model_fingerprint(editor.model, buffers=True) == before
 
 
 @pytest.mark.parametrize("model_type", ["gpt2", "llama"])

@@ -103,9 +103,28 @@ def get_parameter(model: torch.nn.Module, name: str) -> torch.nn.Parameter:
         raise ArchitectureError(f"parameter {name!r} is not in the model") from None
 
 
+def parameter_path(model: torch.nn.Module, name: str) -> str:
+    """Where the parameter ``name`` is registered. The same as ``name`` unless a wrapper
+    exposes it under a shorter path (peft's LoRA layers show their base layer's weight as
+    ``weight``; it lives at ``base_layer.weight``): ``torch.func.functional_call`` needs
+    the registered path."""
+    param = get_parameter(model, name)
+    prefix, _, leaf = name.rpartition(".")
+    module = model.get_submodule(prefix) if prefix else model
+    if module._parameters.get(leaf) is param:
+        return name
+    for sub, p in module.named_parameters():
+        if p is param:
+            return f"{prefix}.{sub}" if prefix else sub
+    raise ArchitectureError(f"parameter {name!r} is not registered under {prefix or 'the model'!r}")
+
+
 def weight_layout(module: torch.nn.Module) -> str:
     """``"in_out"`` for GPT-2's Conv1D (``y = x W``), ``"out_in"`` for ``nn.Linear``
-    (``y = x Wᵀ``): which way round a rank-one update goes."""
+    (``y = x Wᵀ``): which way round a rank-one update goes. A wrapper around such a layer
+    (peft's LoRA layers) has its base layer's layout."""
+    while isinstance(getattr(module, "base_layer", None), torch.nn.Module):
+        module = module.base_layer
     if type(module).__name__ == "Conv1D":
         return "in_out"
     if isinstance(module, torch.nn.Linear):

@@ -40,9 +40,9 @@ from editmethods.benchmarking import (
     evaluate_unedited,
     resolve_run,
     skip_reason,
-    weights_digest,
 )
 from editmethods.errors import EditmethodsError
+from editmethods.fingerprint import model_fingerprint
 from editmethods.evaluation import EvalReport
 
 Echo = Callable[[str], None]
@@ -142,7 +142,7 @@ class _Session:
         if self.editor is None:
             start = time.perf_counter()
             self.editor = self._load()
-            self.digest = weights_digest(self.editor.model)
+            self.digest = model_fingerprint(self.editor.model, buffers=True)
             self.echo(f"loaded {self.config.model} in {time.perf_counter() - start:.1f} s")
         return self.editor
 
@@ -281,7 +281,7 @@ def run_suite(
             echo(f"{where}: crashed:\n{traceback.format_exc()}")
             skipped[name][label] = f"crashed: {type(exc).__name__}: {exc}"
             editor.rollback_all()
-            if weights_digest(editor.model) != session.digest:
+            if model_fingerprint(editor.model, buffers=True) != session.digest:
                 save()
                 raise EditmethodsError(
                     f"{label} crashed and the model could not be restored; stopped (finished "

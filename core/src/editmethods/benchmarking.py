@@ -28,7 +28,6 @@ total and the largest edit.
 
 from __future__ import annotations
 
-import hashlib
 import math
 import os
 import statistics
@@ -43,6 +42,7 @@ import torch
 from editmethods.editor import Editor, HParamsSource
 from editmethods.errors import EditmethodsError, RequestError
 from editmethods.evaluation import EvalReport
+from editmethods.fingerprint import model_fingerprint
 from editmethods.hparams import shipped_hparams
 from editmethods.metrics.counterfact import harmonic_mean
 from editmethods.plugins import Plugins
@@ -146,16 +146,6 @@ class PeakMemory:
             if self._thread is not None:
                 self._thread.join()
             self.peak = max(0, max(self._max, self._read() or 0) - self._base)
-
-
-def weights_digest(model: torch.nn.Module) -> str:
-    """sha256 over every parameter and buffer (names, dtypes, shapes, bytes)."""
-    h = hashlib.sha256()
-    for name, t in list(model.named_parameters()) + list(model.named_buffers()):
-        data = t.detach().to("cpu").contiguous()
-        h.update(f"{name}{data.dtype}{tuple(data.shape)}".encode())
-        h.update(data.reshape(-1).view(torch.uint8).numpy().tobytes())
-    return h.hexdigest()
 
 
 # -- merging per-edit reports ---------------------------------------------------------------
@@ -331,7 +321,7 @@ def evaluate_method(
     metrics = list(metrics) if metrics else None
     if seed is not None:
         torch.manual_seed(seed)
-    before = weights_digest(editor.model)
+    before = model_fingerprint(editor.model, buffers=True)
     device = next(editor.model.parameters()).device
     failures: list[dict[str, Any]] = []
     failed: set[int] = set()
@@ -383,7 +373,7 @@ def evaluate_method(
     report = EvalReport(report.results + tuple(_cost_results(seconds, n_ok, peaks, kind)))
     return RunResult(label=label, method=method, mode=mode, n=len(requests), report=report,
                      hparams=_hparams_dict(hp), failures=failures,
-                     restored=weights_digest(editor.model) == before)
+                     restored=model_fingerprint(editor.model, buffers=True) == before)
 
 
 def evaluate_unedited(editor: Editor, requests: Sequence[EditRequest], *, mode: str = "single",
@@ -585,5 +575,4 @@ def load_bench_config(path: str | Path) -> Any:
 
 __all__ = ["BenchmarkResult", "MODES", "REFERENCE", "load_bench_config", "MethodRun", "PeakMemory",
            "RunResult", "evaluate_method", "evaluate_unedited", "is_reference", "merge_reports",
-           "reference_hparams", "reference_names", "resolve_run", "run_benchmark", "skip_reason",
-           "weights_digest"]
+           "reference_hparams", "reference_names", "resolve_run", "run_benchmark", "skip_reason"]

@@ -26,14 +26,26 @@ from editmethods.errors import (
 )
 from editmethods.evaluation import EvalReport
 from editmethods.hparams import HyperParams, load_hparams
-from editmethods.ledger import Ledger, tensor_hash
+from editmethods.fingerprint import tensor_hash
+from editmethods.ledger import Ledger
 from editmethods.metrics.target import locality_key, locality_predictions
 from editmethods.plugins import InstalledMethod, Plugins, get_plugins
 from editmethods.saving import read_edit, write_edit
 from editmethods.scoring import greedy_continue
-from editmethods.types import EditHandle, EditRequest, EvalContext, Location, Update, new_edit_id
+from editmethods.types import (
+    Delta,
+    EditHandle,
+    EditRequest,
+    EvalContext,
+    Location,
+    Update,
+    new_edit_id,
+)
 
 HParamsSource = HyperParams | str | Path | Mapping[str, Any] | None
+
+#: The key of a saved edit's base hashes that holds the whole model's fingerprint.
+WHOLE_MODEL = "*"
 
 
 class Editor:
@@ -43,6 +55,12 @@ class Editor:
     :param tokenizer: its tokenizer.
     :param plugins: the plugin manager; the process-wide one by default.
     :param architecture: module paths, for an architecture the registry does not know.
+
+    Thread safety: every call (edit, rollback, commit, load/save of an edit, evaluate,
+    answer) holds a re-entrant lock of the *model*, so calls from several threads, or from
+    several Editors sharing one model, run one at a time and never see a half-made edit.
+    Using the model directly (a forward pass of your own) while another thread edits it is
+    not protected: hold ``editor.ledger.lock`` around it.
     """
 
     def __init__(
@@ -59,6 +77,7 @@ class Editor:
         self._architecture = architecture
         self._pre_edit: dict[str, torch.Tensor] = {}
         self._pre_edit_answers: dict[str, str] = {}
+        Ledger.of(model)  # notes the model's own parameters before anything attaches
 
     # -- construction -------------------------------------------------------------------
     @classmethod
@@ -148,7 +167,14 @@ class Editor:
                 f"method {method!r} does not support model type {model_type!r} "
                 f"(it supports: {', '.join(installed.spec.model_types)})"
             )
-        if sequential:
+        if len(batch) > 1 and not sequential and not installed.spec.batch:
+            raise EditError(
+                f"method {method!r} edits one fact at a time; got {len(batch)} requests. "
+                "Pass sequential=True to edit them one after another"
+            )
+        with self.ledger.lock:
+            if not sequential:
+                return self._edit_once(installed, batch, hp)
             done: list[EditHandle] = []
             try:
                 for r in batch:
@@ -158,12 +184,16 @@ class Editor:
                     self.rollback(h)
                 raise
             return done
-        if len(batch) > 1 and not installed.spec.batch:
-            raise EditError(
-                f"method {method!r} edits one fact at a time; got {len(batch)} requests. "
-                "Pass sequential=True to edit them one after another"
-            )
-        return self._edit_once(installed, batch, hp)
+
+    #: What a failing hook leaves behind, said in its error (true because every weight write
+    #: is atomic and the editor undoes a half-made edit).
+    _AFTER_FAILURE = {
+        "locate": "the model was not changed",
+        "compute_update": "the model was not changed",
+        "apply": "the model was not changed",
+        "rollback": "the edit is still live and the model is as it was before the rollback",
+        "commit": "the edit is still live (not committed) and the model is as it was",
+    }
 
     def _call(self, installed: InstalledMethod, hook: str, **kwargs: Any) -> Any:
         caller = self.plugins.caller(installed.spec.name, hook)
@@ -174,7 +204,7 @@ class Editor:
         except Exception as exc:
             raise EditError(
                 f"method {installed.spec.name!r} (plugin {installed.plugin_name!r}) failed in "
-                f"{hook}: {type(exc).__name__}: {exc}; the model was not changed"
+                f"{hook}: {type(exc).__name__}: {exc}; {self._AFTER_FAILURE.get(hook, '')}"
             ) from exc
 
     def _edit_once(self, installed: InstalledMethod, batch: list[EditRequest], hp: HyperParams) -> EditHandle:
@@ -197,19 +227,19 @@ class Editor:
         return self._apply(installed, update, hp, location, batch, start)
 
     def _apply(self, installed: InstalledMethod, update: Update, hp: HyperParams,
-               location: Location, batch: Sequence[EditRequest], start: float) -> EditHandle:
+               location: Location, batch: Sequence[EditRequest], start: float,
+               base_hashes: Mapping[str, str] | None = None) -> EditHandle:
         ledger = self.ledger
-        hashed = update.params + tuple(p for p in update.reads if p not in update.params)
-        if not hashed:
-            hashed = (self.architecture.path("embed") + ".weight",)
-        base_hashes = {name: tensor_hash(get_parameter(self.model, name)) for name in hashed}
+        if base_hashes is None:
+            base_hashes = self.base_hashes(update)
+        # What the update writes, kept to undo a method's apply hook that fails half-way
+        # (the core's own writes are atomic; this also covers a plugin's own writes).
         before = {name: get_parameter(self.model, name).detach().clone() for name in update.params}
         handle = EditHandle(
             edit_id=new_edit_id(), method=installed.spec.name, requests=tuple(batch), hparams=hp,
-            location=location, update=update, session=ledger.session, base_hashes=base_hashes,
+            location=location, update=update, session=ledger.session, base_hashes=dict(base_hashes),
         )
         try:
-            ledger.keep_originals(self.model, update.params)
             result = self._call(installed, "apply", model=self.model, tokenizer=self.tokenizer,
                                 update=update, handle=handle)
             if result is None:
@@ -217,24 +247,44 @@ class Editor:
                     f"no plugin applied the update of method {installed.spec.name!r}: it carries "
                     "no weight deltas and the method implements no apply hook"
                 )
-        except BaseException:
-            with torch.no_grad():
-                for name, tensor in before.items():
-                    get_parameter(self.model, name).data.copy_(tensor)
-            if not update.deltas:  # let the method remove whatever it attached half-way
-                try:
-                    self.plugins.caller(installed.spec.name, "rollback")(
-                        method=installed.spec.name, model=self.model, handle=handle)
-                except Exception:
-                    pass
-            for name in update.params:
-                if name not in ledger.touches:
-                    ledger.originals.pop(name, None)
+        except BaseException as exc:
+            self._undo_failed_apply(installed, handle, before, exc)
             raise
         seconds = time.perf_counter() - start
         handle = _with_seconds(handle, seconds)
         ledger.add(handle)
         return handle
+
+    def _undo_failed_apply(self, installed: InstalledMethod, handle: EditHandle,
+                           before: Mapping[str, torch.Tensor], exc: BaseException) -> None:
+        ledger = self.ledger
+        if ledger.writes_of(handle.edit_id):  # the writes succeeded, something after failed
+            ledger.unwrite(self.model, handle.edit_id)
+        with torch.no_grad():
+            for name, tensor in before.items():
+                get_parameter(self.model, name).data.copy_(tensor)
+        if not handle.update.deltas:  # let the method remove whatever it attached half-way
+            try:
+                self.plugins.caller(installed.spec.name, "rollback")(
+                    method=installed.spec.name, model=self.model, handle=handle)
+            except Exception as cleanup:
+                raise EditError(
+                    f"method {installed.spec.name!r} failed in apply ({type(exc).__name__}: "
+                    f"{exc}) and then in removing what it had attached ({type(cleanup).__name__}: "
+                    f"{cleanup}): the weights are as they were, but the method's attached state "
+                    "may hold part of the edit; reload the model"
+                ) from exc
+
+    def base_hashes(self, update: Update) -> dict[str, str]:
+        """What ties an edit to the model it was made on: the sha256 of every tensor the
+        update writes or reads (so that a refusal can name the tensor), and the fingerprint
+        of the whole model (under the key ``"*"``): every method computes its edit from the
+        whole model, so a saved edit re-applies only to the model in the state it was made
+        on (the same base, with the same earlier edits)."""
+        hashed = update.params + tuple(p for p in update.reads if p not in update.params)
+        hashes = {name: tensor_hash(get_parameter(self.model, name)) for name in hashed}
+        hashes[WHOLE_MODEL] = self.ledger.fingerprint(self.model)
+        return hashes
 
     def _check_location(self, location: Location) -> None:
         for layer in location.layers:
@@ -261,7 +311,8 @@ class Editor:
         pairs = [p for r in batch for p in r.locality
                  if locality_key(p.prompt, p.answer) not in self._pre_edit]
         if pairs:
-            self._pre_edit.update(locality_predictions(self.model, self.tokenizer, pairs))
+            with self.ledger.lock:
+                self._pre_edit.update(locality_predictions(self.model, self.tokenizer, pairs))
 
     def remember_unedited_answers(self, batch: Iterable[EditRequest], *, batch_size: int = 32) -> None:
         """Record the model's current greedy continuations of the neighbour prompts of
@@ -270,56 +321,103 @@ class Editor:
         prompt): call it on the unedited model before editing (the benchmark runner does)."""
         from editmethods.metrics.wild import unedited_answers
 
-        was_training = self.model.training
-        self.model.eval()
-        try:
-            self._pre_edit_answers.update(unedited_answers(
-                self.model, self.tokenizer, list(batch), known=self._pre_edit_answers,
-                batch_size=batch_size))
-        finally:
-            self.model.train(was_training)
+        with self.ledger.lock:
+            was_training = self.model.training
+            self.model.eval()
+            try:
+                self._pre_edit_answers.update(unedited_answers(
+                    self.model, self.tokenizer, list(batch), known=self._pre_edit_answers,
+                    batch_size=batch_size))
+            finally:
+                self.model.train(was_training)
 
     # -- undo ---------------------------------------------------------------------------
     def rollback(self, handle: EditHandle | None = None) -> None:
         """Undo one edit (the last one by default), exactly.
 
-        When no other live edit touches the same tensors they are restored bit for bit;
-        rolling back every edit restores the original weights bit for bit.
+        Each tensor the edit wrote becomes what it would be had the edit never been made:
+        its original plus the other edits' deltas, replayed in order (bit for bit). A
+        rollback that fails changes nothing: the edit stays live and can be rolled back again.
+
+        :raises RollbackError: no such live edit (already rolled back, committed, or made on
+            another model).
         """
-        ledger = self.ledger
-        if handle is None:
-            if not ledger.live:
-                raise RollbackError("there is no edit to roll back")
-            handle = list(ledger.live.values())[-1]
-        self._check_handle(handle)
-        installed = self.plugins.method(handle.method)
-        done = self._call(installed, "rollback", model=self.model, handle=handle)
-        if not done:
-            raise RollbackError(f"method {handle.method!r} could not roll back edit {handle.edit_id}")
-        ledger.remove(handle)
+        with self.ledger.lock:
+            ledger = self.ledger
+            if handle is None:
+                if not ledger.live:
+                    raise RollbackError("there is no edit to roll back")
+                handle = list(ledger.live.values())[-1]
+            self._check_handle(handle)
+            installed = self.plugins.method(handle.method)
+            done = self._call(installed, "rollback", model=self.model, handle=handle)
+            if not done:
+                raise RollbackError(
+                    f"method {handle.method!r} could not roll back edit {handle.edit_id}; "
+                    "it is still live"
+                )
+            ledger.remove(handle)
 
     def rollback_all(self) -> None:
-        """Undo every live edit, newest first: the model is its original self again."""
-        for handle in reversed(self.edits):
-            self.rollback(handle)
+        """Undo every live edit, newest first: the model is its original self again (with
+        the committed edits, which are part of it now)."""
+        with self.ledger.lock:
+            for handle in reversed(self.edits):
+                self.rollback(handle)
 
     def commit(self, handle: EditHandle) -> None:
-        """Make an edit permanent; it can no longer be rolled back."""
-        self._check_handle(handle)
-        installed = self.plugins.method(handle.method)
+        """Make an edit permanent: no rollback, of it or of any other edit, undoes it.
+
+        A commit that fails changes nothing; the edit stays live.
+        """
+        with self.ledger.lock:
+            self._check_handle(handle)
+            installed = self.plugins.method(handle.method)
+            result = self._call(installed, "commit", model=self.model, handle=handle)
+            if result is None or result is False:
+                raise EditError(f"method {handle.method!r} cannot commit edits; edit "
+                                f"{handle.edit_id} is still live")
+            if result is not True:
+                self._commit_merged(installed, handle, result)
+            self.ledger.remove(handle)
+
+    def _commit_merged(self, installed: InstalledMethod, handle: EditHandle, deltas: Any) -> None:
+        # The method handed back its edit's merged form: write it for good, then let the
+        # method detach its state; a failure in either leaves everything as it was.
+        deltas = tuple(deltas)
+        if not all(isinstance(d, Delta) for d in deltas):
+            raise EditError(f"method {handle.method!r}'s commit hook must return True or a "
+                            "sequence of Delta objects")
+        self._check_update(Update(method=handle.method, deltas=deltas))
         ledger = self.ledger
-        # A commit may write weights that other live edits also touch (a LoRA merged into a
-        # weight an FT edit changed): carry the committed change into their kept originals,
-        # so that rolling those edits back keeps this one.
-        shared = [n for n in handle.update.reads if n in ledger.originals]
-        before = {n: get_parameter(self.model, n).detach().to("cpu", torch.float32, copy=True) for n in shared}
-        if not self._call(installed, "commit", model=self.model, handle=handle):
-            raise EditError(f"method {handle.method!r} cannot commit edits")
-        for name, old in before.items():
-            now = get_parameter(self.model, name).detach().float().cpu()
-            original = ledger.originals[name]
-            ledger.originals[name] = (original.float() + (now - old)).to(original.dtype)
-        ledger.remove(handle)
+        names = list(dict.fromkeys(d.param for d in deltas))
+        previous = {n: get_parameter(self.model, n).detach().clone() for n in names}
+        kept = ({n: ledger.originals.get(n) for n in names},
+                {n: list(ledger.log[n]) if n in ledger.log else None for n in names})
+        try:
+            ledger.write(self.model, handle.edit_id, deltas, committed=True)
+        except Exception as exc:  # atomic: nothing was written
+            raise EditError(
+                f"committing edit {handle.edit_id} ({handle.method}) failed while writing its "
+                f"merged weights: {type(exc).__name__}: {exc}; {self._AFTER_FAILURE['commit']}"
+            ) from exc
+        try:
+            self._call(installed, "rollback", model=self.model, handle=handle)
+        except BaseException:
+            with torch.no_grad():
+                for name, tensor in previous.items():
+                    get_parameter(self.model, name).data.copy_(tensor)
+            for name in names:
+                original, log = kept[0][name], kept[1][name]
+                if original is None:
+                    ledger.originals.pop(name, None)
+                else:
+                    ledger.originals[name] = original
+                if log is None:
+                    ledger.log.pop(name, None)
+                else:
+                    ledger.log[name] = log
+            raise
 
     def _check_handle(self, handle: EditHandle) -> None:
         ledger = self.ledger
@@ -351,52 +449,78 @@ class Editor:
         context = EvalContext(metrics=frozenset(metrics or ()), pre_edit=dict(self._pre_edit),
                               pre_edit_answers=dict(self._pre_edit_answers), batch_size=batch_size)
         results = []
-        was_training = self.model.training
-        self.model.eval()
-        try:
-            for contributed in self.plugins.pm.hook.evaluate(
-                model=self.model, tokenizer=self.tokenizer, requests=tuple(batch), context=context
-            ):
-                results.extend(contributed or [])
-        finally:
-            self.model.train(was_training)
+        with self.ledger.lock:
+            was_training = self.model.training
+            self.model.eval()
+            try:
+                for contributed in self.plugins.pm.hook.evaluate(
+                    model=self.model, tokenizer=self.tokenizer, requests=tuple(batch),
+                    context=context
+                ):
+                    results.extend(contributed or [])
+            finally:
+                self.model.train(was_training)
         return EvalReport(tuple(results))
 
     def answer(self, prompt: str, *, max_new_tokens: int = 5) -> str:
         """The model's greedy continuation of ``prompt``."""
-        return greedy_continue(self.model, self.tokenizer, [prompt], max_new_tokens=max_new_tokens)[0]
+        with self.ledger.lock:
+            return greedy_continue(self.model, self.tokenizer, [prompt],
+                                   max_new_tokens=max_new_tokens)[0]
 
     # -- saved edits --------------------------------------------------------------------
     def save_edit(self, handle: EditHandle, path: str | Path) -> Path:
         """Write a live edit to the folder ``path`` (safetensors + JSON)."""
-        self._check_handle(handle)
-        return write_edit(handle, path, model_type=self.model.config.model_type)
+        with self.ledger.lock:
+            self._check_handle(handle)
+            return write_edit(handle, path, model_type=self.model.config.model_type)
 
     def load_edit(self, path: str | Path) -> EditHandle:
-        """Re-apply a saved edit to this model; refused when its base tensors differ."""
-        saved = read_edit(path)
-        installed = self.plugins.method(saved.method)
-        hp = load_hparams(installed.spec.hparams_class, saved.hparams, method=saved.method)
-        model_type = self.model.config.model_type
-        if saved.model_type != model_type:
-            raise SavedEditError(
-                f"{path}: edit made on a {saved.model_type!r} model, this one is {model_type!r}"
-            )
-        for name, expected in saved.base_hashes.items():
-            try:
-                found = tensor_hash(get_parameter(self.model, name))
-            except EditmethodsError:
-                raise SavedEditError(f"{path}: this model has no parameter {name!r}") from None
-            if found != expected:
+        """Re-apply a saved edit to this model.
+
+        Refused, before anything is written, when the files were altered, when the edit
+        names a tensor its base hashes do not cover, or when any base tensor (for methods
+        that attach state: the whole model) differs from the one the edit was made on.
+        """
+        with self.ledger.lock:
+            saved = read_edit(path)
+            installed = self.plugins.method(saved.method)
+            hp = load_hparams(installed.spec.hparams_class, saved.hparams, method=saved.method)
+            model_type = self.model.config.model_type
+            if saved.model_type != model_type:
                 raise SavedEditError(
-                    f"{path}: saved for a different base model: {name!r} has sha256 {found[:16]}…, "
-                    f"the edit was made on {expected[:16]}…"
+                    f"{path}: edit made on a {saved.model_type!r} model, this one is {model_type!r}"
                 )
-        self._check_location(saved.location)
-        self._check_update(saved.update)
-        self.remember_unedited(saved.requests)
-        return self._apply(installed, saved.update, hp, saved.location, saved.requests,
-                           time.perf_counter())
+            self._check_base(path, saved.update, saved.base_hashes)
+            self._check_location(saved.location)
+            self._check_update(saved.update)
+            self.remember_unedited(saved.requests)
+            return self._apply(installed, saved.update, hp, saved.location, saved.requests,
+                               time.perf_counter(), base_hashes=saved.base_hashes)
+
+    def _check_base(self, path: str | Path, update: Update, expected: Mapping[str, str]) -> None:
+        covered = update.params + update.reads + (WHOLE_MODEL,)
+        missing = [name for name in covered if name not in expected]
+        if missing:
+            raise SavedEditError(
+                f"{path}: the edit writes or reads {', '.join(map(repr, missing))} but its "
+                "base_hashes do not cover them (the file was altered): refused; save it again"
+            )
+        for name, digest in sorted(expected.items(), key=lambda kv: kv[0] == WHOLE_MODEL):
+            if name == WHOLE_MODEL:
+                found = self.ledger.fingerprint(self.model, cached=False)
+                what = "the base model's fingerprint"
+            else:
+                try:
+                    found = tensor_hash(get_parameter(self.model, name))
+                except EditmethodsError:
+                    raise SavedEditError(f"{path}: this model has no parameter {name!r}") from None
+                what = repr(name)
+            if found != digest:
+                raise SavedEditError(
+                    f"{path}: saved for a different base model: {what} has sha256 "
+                    f"{found[:16]}…, the edit was made on {digest[:16]}…"
+                )
 
 
 def _with_seconds(handle: EditHandle, seconds: float) -> EditHandle:

@@ -20,6 +20,7 @@ if TYPE_CHECKING:  # pragma: no cover - typing only
     from editmethods.architectures import Architecture
     from editmethods.hparams import HyperParams
     from editmethods.types import (
+        Delta,
         EditHandle,
         EditRequest,
         EvalContext,
@@ -162,16 +163,21 @@ def commit(
     method: str,
     model: torch.nn.Module,
     handle: EditHandle,
-) -> bool | None:
-    """Make an edit permanent: it can no longer be rolled back (peft's ``merge_and_unload``).
+) -> bool | Sequence[Delta] | None:
+    """Make an edit permanent: no rollback, of it or of any other edit, undoes it.
 
-    Weight deltas need nothing (the core forgets their originals); a method that attaches
-    state folds it into the weights or keeps it for good.
+    Weight deltas need nothing from the method (the core marks them permanent). A method
+    that attaches state either keeps it for good (return ``True``), or folds it into the
+    weights (peft's ``merge_and_unload``) by returning the weight deltas of its merged form
+    *without writing them*: the core then writes them (atomically, logged so that other
+    edits stay exactly rollback-able) and calls this method's ``rollback`` hook to detach the
+    state; if that fails, the writes are undone and the edit stays live.
 
     :param method: the method that made the edit.
     :param model: the edited model.
     :param handle: the edit to make permanent.
-    :return: ``True`` when done; ``None`` to let the next implementation handle it.
+    :return: ``True`` when done, the deltas to write, or ``None`` to let the next
+        implementation handle it.
     """
 
 

@@ -12,6 +12,7 @@ A GGUF file is dequantized once and cached as an ordinary safetensors model (see
 from __future__ import annotations
 
 import re
+import threading
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -212,7 +213,19 @@ def load_pretrained(
                        gguf_sha256=digest, converted=converted)
 
 
+#: Held while a model is built from a checkpoint, here and wherever a plugin loads one (a
+#: sentence encoder, a trained checkpoint): transformers swaps process-wide state while it
+#: builds a model (default device and dtype, init functions), so two loads at once in two
+#: threads could leave a model with meta tensors.
+LOADING_LOCK = threading.RLock()
+
+
 def _load_folder(source: str, dtype: Any, trust_remote_code: bool) -> tuple[Any, Any]:
+    with LOADING_LOCK:
+        return _load_folder_unlocked(source, dtype, trust_remote_code)
+
+
+def _load_folder_unlocked(source: str, dtype: Any, trust_remote_code: bool) -> tuple[Any, Any]:
     from transformers import AutoConfig, AutoModelForCausalLM, AutoModelForSeq2SeqLM, AutoTokenizer
 
     try:

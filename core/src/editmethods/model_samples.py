@@ -269,10 +269,11 @@ def _append(path: Path, first: int, texts: Sequence[str]) -> None:
 
 def samples_key(model: torch.nn.Module, tokenizer: Any, settings: SamplingSettings) -> str:
     """sha256 of every weight of the model, the tokenizer and the sampling settings."""
-    from editmethods.stats import tokenizer_hash, weights_hash
+    from editmethods.fingerprint import model_fingerprint
+    from editmethods.stats import tokenizer_hash
 
     names = [n for n, _ in model.named_parameters()]
-    blob = {"format": SAMPLES_FORMAT, "weights": weights_hash(model, names),
+    blob = {"format": SAMPLES_FORMAT, "weights": model_fingerprint(model, names),
             "tokenizer": tokenizer_hash(tokenizer), "settings": settings.key_fields()}
     return hashlib.sha256(json.dumps(blob, sort_keys=True).encode()).hexdigest()
 

@@ -51,6 +51,7 @@ import torch
 
 from editmethods.architectures import get_module
 from editmethods.errors import EditmethodsError
+from editmethods.fingerprint import model_fingerprint
 from editmethods.model_samples import MODEL_SAMPLES
 from editmethods.model_samples import factory as _model_samples_factory
 from editmethods.stats_import import NPZ_PREFIX, import_second_moment
@@ -59,7 +60,7 @@ from editmethods.tracing import trace
 __all__ = [
     "Corpus", "HF_CORPORA", "SecondMoment", "StatisticsError", "cache_dir", "import_second_moment",
     "known_corpora", "register_corpus", "resolve_corpus", "second_moment", "tokenizer_hash",
-    "upstream_parameters", "weights_hash",
+    "upstream_parameters",
 ]
 
 CACHE_ENV = "EDITMETHODS_CACHE"
@@ -439,23 +440,6 @@ def upstream_parameters(model: torch.nn.Module, module: str) -> list[str]:
     return list(dict.fromkeys(out))
 
 
-def weights_hash(model: torch.nn.Module, names: Sequence[str],
-                 replace: Mapping[str, torch.Tensor] | None = None) -> str:
-    """sha256 over the named parameters (names, dtypes, shapes and bytes), in order.
-
-    :param replace: tensors to hash instead of the model's current ones (e.g. originals of
-        edited weights).
-    """
-    h = hashlib.sha256()
-    replace = replace or {}
-    for name in names:
-        t = replace[name] if name in replace else model.get_parameter(name)
-        data = t.detach().to("cpu").contiguous()
-        h.update(f"{name}\x1f{data.dtype}\x1f{tuple(data.shape)}\x1e".encode())
-        h.update(data.reshape(-1).view(torch.uint8).numpy().tobytes())
-    return h.hexdigest()
-
-
 def tokenizer_hash(tokenizer: Any) -> str:
     """sha256 of the tokenizer's vocabulary and its BOS/EOS ids (its class name when it has
     no vocabulary map)."""
@@ -671,7 +655,7 @@ def _second_moment(model: torch.nn.Module, tokenizer: Any, module: str, corpus: 
                             cache_folder=cache_folder, progress=progress)
     names = (upstream_parameters(model, module) if weights == "upstream"
              else [n for n, _ in model.named_parameters()])
-    model_hash = weights_hash(model, names)
+    model_hash = model_fingerprint(model, names)
     settings = {
         "format": FORMAT_VERSION, "module": module, "weights": model_hash, "scope": weights,
         "tokenizer": tokenizer_hash(tokenizer), "corpus": source.identity,

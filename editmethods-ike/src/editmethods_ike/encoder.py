@@ -156,7 +156,15 @@ class SentenceEncoder:
         return emb
 
 
-@functools.lru_cache(maxsize=4)
 def get_encoder(name: str = DEFAULT_ENCODER) -> SentenceEncoder:
-    """The process-wide encoder of that name, loaded on first use."""
+    """The process-wide encoder of that name, loaded on first use (one thread at a time:
+    see :data:`editmethods.model_loading.LOADING_LOCK`)."""
+    from editmethods.model_loading import LOADING_LOCK
+
+    with LOADING_LOCK:
+        return _cached_encoder(name)
+
+
+@functools.lru_cache(maxsize=4)
+def _cached_encoder(name: str) -> SentenceEncoder:
     return SentenceEncoder(name)

@@ -8,7 +8,6 @@ the originals of edited tensors), so a checkpoint is refused on any other model.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import weakref
 from importlib import resources
@@ -18,7 +17,8 @@ from typing import Any, Mapping
 import torch
 
 from editmethods.errors import EditError
-from editmethods.ledger import Ledger, tensor_hash
+from editmethods.fingerprint import model_fingerprint
+from editmethods.ledger import Ledger
 from editmethods_mend.network import MENDEditor
 
 WEIGHTS = "editor.safetensors"
@@ -30,7 +30,8 @@ _editor_cache: dict[tuple[str, float], tuple[MENDEditor, dict[str, Any]]] = {}
 
 
 def model_hash(model: torch.nn.Module) -> str:
-    """sha256 of the base model's parameters (names, dtypes, shapes and bytes).
+    """The base model's fingerprint (:func:`editmethods.fingerprint.model_fingerprint` of
+    its own parameters, not of attached adapters).
 
     Tensors that live edits have changed are hashed as they were before those edits.
     Computed once per model object and cached (edits go through the ledger, so the base
@@ -39,13 +40,8 @@ def model_hash(model: torch.nn.Module) -> str:
     cached = _hash_cache.get(model)
     if cached is not None:
         return cached
-    originals = Ledger.of(model).originals
-    h = hashlib.sha256()
-    for name, param in sorted(model.named_parameters(), key=lambda kv: kv[0]):
-        tensor = originals.get(name, param)
-        h.update(name.encode())
-        h.update(tensor_hash(tensor).encode())
-    digest = h.hexdigest()
+    ledger = Ledger.of(model)
+    digest = model_fingerprint(model, ledger.base_names, replace=ledger.originals)
     _hash_cache[model] = digest
     return digest
 

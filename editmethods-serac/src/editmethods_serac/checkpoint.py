@@ -17,7 +17,7 @@ from typing import Any
 import torch
 
 from editmethods.errors import EditmethodsError
-from editmethods.ledger import tensor_hash
+from editmethods.fingerprint import tensor_hash
 
 META_NAME = "serac.json"
 FORMAT = "editmethods.serac-checkpoint"
@@ -111,8 +111,11 @@ def resolve_checkpoint(checkpoint: str | None, model: torch.nn.Module) -> tuple[
 def _load(folder: str, mtime: float) -> torch.nn.Module:
     from transformers import AutoModelForCausalLM
 
+    from editmethods.model_loading import LOADING_LOCK
+
     # bundled checkpoints are stored in float16 to stay small; compute in float32
-    model = AutoModelForCausalLM.from_pretrained(folder, dtype=torch.float32)
+    with LOADING_LOCK:
+        model = AutoModelForCausalLM.from_pretrained(folder, dtype=torch.float32)
     model.eval()
     for p in model.parameters():
         p.requires_grad_(False)

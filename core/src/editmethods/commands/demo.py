@@ -101,7 +101,8 @@ def register(cli: click.Group) -> None:
         import torch
 
         from editmethods import Editor, EditmethodsError
-        from editmethods.benchmarking import reference_hparams, weights_digest
+        from editmethods.benchmarking import reference_hparams
+        from editmethods.fingerprint import model_fingerprint
         from editmethods.loaders import load_requests
 
         from transformers.utils import logging as hf_logging
@@ -165,7 +166,7 @@ def register(cli: click.Group) -> None:
                    "(✓ = the true answer):")
         original = answers()
         show("before the edit:", original)
-        digest = weights_digest(editor.model)
+        digest = model_fingerprint(editor.model, buffers=True)
         click.echo(f"\nediting with {method} (hparams: {hparams or 'method defaults'}): "
                    f"{req.prompt} → {req.target_new}   (was {req.ground_truth})")
         try:
@@ -176,7 +177,7 @@ def register(cli: click.Group) -> None:
         show(f"after the edit (✓ = says {req.target_new} where it should, unchanged elsewhere):",
              answers(), original, edited=True)
         editor.rollback(handle)
-        restored = weights_digest(editor.model) == digest
+        restored = model_fingerprint(editor.model, buffers=True) == digest
         show("after rollback (✓ = the same answer as before the edit):", answers(), original)
         click.echo(f"\nweights bit-identical to before the edit: {'yes' if restored else 'NO'} "
                    f"(sha256 {digest[:16]}…)")

@@ -12,7 +12,7 @@ from typing import Any, Sequence
 import torch
 from torch.func import functional_call
 
-from editmethods.architectures import Architecture, get_module
+from editmethods.architectures import Architecture, get_module, parameter_path
 from editmethods.errors import EditError
 from editmethods.scoring import model_device, pad_id, pad_rows, target_ids
 from editmethods.types import Delta, EditRequest, Location, Update
@@ -62,6 +62,8 @@ def compute_ft_update(model: torch.nn.Module, tokenizer: Any, requests: Sequence
 def _compute(model, tokenizer, requests, hp, location, arch, *, seq2seq: bool) -> Update:
     names = weight_names(hp, arch, model, location.layers)
     base = {n: model.get_parameter(n).detach() for n in names}
+    # a weight another edit wrapped (a LoRA adapter) is registered under another path
+    paths = {n: parameter_path(model, n) for n in names}
     trained = {n: w.float().clone().requires_grad_(True) for n, w in base.items()}
     opt = torch.optim.Adam(list(trained.values()), lr=hp.lr, weight_decay=hp.weight_decay)
     device = model_device(model)
@@ -79,7 +81,7 @@ def _compute(model, tokenizer, requests, hp, location, arch, *, seq2seq: bool) -
             for start in range(0, len(requests), hp.batch_size):
                 chunk = requests[start : start + hp.batch_size]
                 opt.zero_grad()
-                params = {n: t.to(base[n].dtype) for n, t in trained.items()}
+                params = {paths[n]: t.to(base[n].dtype) for n, t in trained.items()}
                 loss = _step_loss(model, tokenizer, chunk, hp, params, device, seq2seq)
                 if not torch.isfinite(loss):
                     raise EditError("ft: the loss became NaN/inf; the model was not changed "

@@ -20,6 +20,7 @@ import torch
 
 from editmethods.architectures import Architecture, get_module, weight_layout
 from editmethods.errors import ArchitectureError, EditError
+from editmethods.types import Delta
 from editmethods_lora.hparams_lora import LoRAHyperParams
 
 
@@ -218,16 +219,15 @@ def detach(model: torch.nn.Module, adapter: str) -> bool:
     return bool(found)
 
 
-def merge(model: torch.nn.Module, adapter: str) -> bool:
-    """Fold ``adapter`` into the base weights (peft's merge, for this adapter only), then
-    delete it; other adapters stay attached and active."""
-    found = layers_with(model, adapter)
-    with torch.no_grad():
-        for layer in found.values():
-            base = layer.get_base_layer().weight
-            delta = layer.get_delta_weight(adapter).float()
-            base.data.copy_((base.float() + delta.to(base.device)).to(base.dtype))
-    return detach(model, adapter) if found else False
+def merged_deltas(model: torch.nn.Module, adapter: str) -> tuple[Delta, ...]:
+    """``adapter``'s change of each base weight it wraps (peft's ``B·A·scaling``), as weight
+    deltas: committing the edit writes them into the base weights (the editor does, atomically
+    and logged, so other edits stay exactly rollback-able) and then detaches the adapter."""
+    deltas = []
+    for name, layer in layers_with(model, adapter).items():
+        deltas.append(Delta(param=f"{name}.weight",
+                            dense=layer.get_delta_weight(adapter).detach().float()))
+    return tuple(deltas)
 
 
 def _unwrap(model: torch.nn.Module, name: str, layer: torch.nn.Module) -> None:

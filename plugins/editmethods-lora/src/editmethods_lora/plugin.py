@@ -67,6 +67,8 @@ def rollback(model, handle):
 
 @hookimpl
 def commit(model, handle):
-    if not adapters.merge(model, handle.edit_id):
+    # The merged form of the adapter; the editor writes it, then calls rollback to detach.
+    deltas = adapters.merged_deltas(model, handle.edit_id)
+    if not deltas:
         raise EditError(f"lora: adapter {handle.edit_id!r} is not attached to this model")
-    return True
+    return deltas

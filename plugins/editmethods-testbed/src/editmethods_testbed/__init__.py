@@ -76,7 +76,11 @@ def load(arch: str = "gpt2"):
     """(model, tokenizer) of a bundled model, in eval mode, loaded offline."""
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
+    from editmethods.model_loading import LOADING_LOCK
+
     path = model_path(arch)
-    model = AutoModelForCausalLM.from_pretrained(path)
+    with LOADING_LOCK:  # two threads building models at once can leave meta tensors
+        model = AutoModelForCausalLM.from_pretrained(path)
+        tokenizer = AutoTokenizer.from_pretrained(path)
     model.eval()
-    return model, AutoTokenizer.from_pretrained(path)
+    return model, tokenizer
