@@ -25,11 +25,13 @@ from editmethods.errors import (
     SavedEditError,
 )
 from editmethods.evaluation import EvalReport
+from editmethods.guard import Guard, Probe
 from editmethods.hparams import HyperParams, load_hparams
 from editmethods.fingerprint import tensor_hash
 from editmethods.ledger import Ledger
 from editmethods.metrics.target import locality_key, locality_predictions
 from editmethods.plugins import InstalledMethod, Plugins, get_plugins
+from editmethods.request_checks import as_requests, check_fits, check_metrics, check_prompt
 from editmethods.saving import read_edit, write_edit
 from editmethods.scoring import greedy_continue
 from editmethods.types import (
@@ -78,6 +80,7 @@ class Editor:
         self._pre_edit: dict[str, torch.Tensor] = {}
         self._pre_edit_answers: dict[str, str] = {}
         Ledger.of(model)  # notes the model's own parameters before anything attaches
+        self._last_probe: tuple[Any, Probe] | None = None
 
     # -- construction -------------------------------------------------------------------
     @classmethod
@@ -141,6 +144,7 @@ class Editor:
         hparams: HParamsSource = None,
         *,
         sequential: bool = False,
+        guard: Guard | bool | None = None,
     ) -> EditHandle | list[EditHandle]:
         """Edit the model in place and return the handle of the edit.
 
@@ -151,14 +155,16 @@ class Editor:
             ``None`` for the method's defaults.
         :param sequential: edit the requests one after another, each on the model as the
             previous edits left it; returns one handle per request.
+        :param guard: probe the model before and after each edit and refuse (roll back) an
+            edit that breaks it as a whole (:class:`~editmethods.guard.Guard`): ``True`` for
+            the default guard, a ``Guard`` with your thresholds, ``False`` for none. By
+            default (``None``) on when ``sequential``, off otherwise.
+        :raises CollapseError: the guard refused an edit (with a sequence, every edit of it
+            is rolled back).
         :raises EditmethodsError: on bad input or a failing plugin; the model is unchanged.
         """
-        batch = [requests] if isinstance(requests, EditRequest) else list(requests)
-        if not batch:
-            raise RequestError("no edit requests given")
-        for r in batch:
-            if not isinstance(r, EditRequest):
-                raise RequestError(f"expected EditRequest objects, got {type(r).__name__}")
+        batch = as_requests(requests, argument="edit(requests=...)")
+        active = _resolve_guard(guard, sequential)
         installed = self.plugins.method(method)
         hp = load_hparams(installed.spec.hparams_class, hparams, method=method)
         model_type = getattr(self.model.config, "model_type", "?")
@@ -172,13 +178,14 @@ class Editor:
                 f"method {method!r} edits one fact at a time; got {len(batch)} requests. "
                 "Pass sequential=True to edit them one after another"
             )
+        check_fits(batch, self.model, self.tokenizer)
         with self.ledger.lock:
             if not sequential:
-                return self._edit_once(installed, batch, hp)
+                return self._edit_once(installed, batch, hp, active)
             done: list[EditHandle] = []
             try:
                 for r in batch:
-                    done.append(self._edit_once(installed, [r], hp))
+                    done.append(self._edit_once(installed, [r], hp, active))
             except BaseException:
                 for h in reversed(done):  # a sequence that fails half-way changes nothing
                     self.rollback(h)
@@ -207,7 +214,8 @@ class Editor:
                 f"{hook}: {type(exc).__name__}: {exc}; {self._AFTER_FAILURE.get(hook, '')}"
             ) from exc
 
-    def _edit_once(self, installed: InstalledMethod, batch: list[EditRequest], hp: HyperParams) -> EditHandle:
+    def _edit_once(self, installed: InstalledMethod, batch: list[EditRequest], hp: HyperParams,
+                   guard: Guard | None = None) -> EditHandle:
         start = time.perf_counter()
         arch = self.architecture
         common = dict(model=self.model, tokenizer=self.tokenizer, requests=tuple(batch),
@@ -224,7 +232,23 @@ class Editor:
             )
         self._check_update(update)
         self.remember_unedited(batch)
-        return self._apply(installed, update, hp, location, batch, start)
+        before = self._probe(guard) if guard is not None else None
+        handle = self._apply(installed, update, hp, location, batch, start)
+        if guard is not None:
+            try:
+                guard.check(before, self._probe(guard))
+            except BaseException:
+                self.rollback(handle)
+                raise
+        return handle
+
+    def _probe(self, guard: Guard) -> Probe:
+        # The probe of the model as it is, kept while nothing changes: the probe after one
+        # edit is the probe before the next, so a guarded edit costs one probe.
+        key = (self.ledger.changes, guard)
+        if self._last_probe is None or self._last_probe[0] != key:
+            self._last_probe = (key, guard.probe(self.model, self.tokenizer))
+        return self._last_probe[1]
 
     def _apply(self, installed: InstalledMethod, update: Update, hp: HyperParams,
                location: Location, batch: Sequence[EditRequest], start: float,
@@ -445,7 +469,8 @@ class Editor:
         requests (recorded by :meth:`edit`); locality pairs of requests that were never
         edited through this editor are not scored.
         """
-        batch = [requests] if isinstance(requests, EditRequest) else list(requests)
+        batch = as_requests(requests, argument="evaluate(requests=...)")
+        metrics = check_metrics(metrics, self.plugins, argument="evaluate(metrics=...)")
         context = EvalContext(metrics=frozenset(metrics or ()), pre_edit=dict(self._pre_edit),
                               pre_edit_answers=dict(self._pre_edit_answers), batch_size=batch_size)
         results = []
@@ -464,6 +489,7 @@ class Editor:
 
     def answer(self, prompt: str, *, max_new_tokens: int = 5) -> str:
         """The model's greedy continuation of ``prompt``."""
+        check_prompt(prompt, argument="answer(prompt=...)")
         with self.ledger.lock:
             return greedy_continue(self.model, self.tokenizer, [prompt],
                                    max_new_tokens=max_new_tokens)[0]
@@ -521,6 +547,17 @@ class Editor:
                     f"{path}: saved for a different base model: {what} has sha256 "
                     f"{found[:16]}…, the edit was made on {digest[:16]}…"
                 )
+
+
+def _resolve_guard(guard: Guard | bool | None, sequential: bool) -> Guard | None:
+    if guard is None:
+        return Guard() if sequential else None
+    if isinstance(guard, bool):
+        return Guard() if guard else None
+    if not isinstance(guard, Guard):
+        raise RequestError(f"edit(guard=...): got {type(guard).__name__}; pass True, False, None "
+                           "or an editmethods.guard.Guard")
+    return guard
 
 
 def _with_seconds(handle: EditHandle, seconds: float) -> EditHandle:
