@@ -83,10 +83,14 @@ def test_shared_zsre_mend():
     r = load_requests(path, limit=3)[0]
     assert r.prompt.endswith("?") and r.locality[0].kind == "nq"
     assert r.locality[0].prompt.startswith("nq question:")
-    # one record of the real file has an empty new answer: the error names it
-    with pytest.raises(DatasetError, match=r"record 534 \(zsre-mend\): field 'alt'"):
+    # 17 records of the real file have a new answer that is the true one (no edit at all),
+    # the first is record 101; records 534 and 723 have empty fields: each error names it
+    with pytest.raises(DatasetError, match=r"record 101 \(zsre-mend\): .*target_new 'Carabidae' "
+                                           r"is the same as ground_truth"):
         load_requests(path)
-    assert len(load_requests(path, on_error="skip")) == 998  # records 534 and 723 have empty fields
+    with pytest.raises(DatasetError, match=r"record 534 \(zsre-mend\): field 'alt'"):
+        load_requests(path, offset=530)
+    assert len(load_requests(path, on_error="skip")) == 981
 
 
 def test_shared_knowedit_shapes():

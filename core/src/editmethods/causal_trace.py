@@ -43,11 +43,17 @@ import torch
 from tqdm.auto import tqdm
 
 from editmethods.architectures import Architecture, resolve
-from editmethods.errors import ArchitectureError, RequestError
+from editmethods.errors import (
+    ArchitectureError,
+    ArgumentError,
+    MissingDependencyError,
+    RequestError,
+)
 from editmethods.restoration import CorruptedRun
 from editmethods.scoring import model_device, target_ids
 from editmethods.tokens import subject_token_range
 from editmethods.tracing import trace
+from editmethods.types import text_problem
 
 Kind = Literal["hidden", "mlp", "attn"]
 KINDS: tuple[str, ...] = ("hidden", "mlp", "attn")
@@ -208,16 +214,12 @@ def causal_trace(
     :param seed: seeds the noise (the caller's RNG is not touched).
     :param batch_size: rows (restored state × sample) per forward pass.
     """
-    if kind not in KINDS:
-        raise ValueError(f"kind {kind!r} is not one of {', '.join(KINDS)}")
-    if samples < 1:
-        raise ValueError(f"samples must be >= 1, got {samples}")
+    check_trace_arguments(prompt, subject, kind=kind, answer=answer, samples=samples,
+                          noise=noise, window=window)
     arch = _architecture(model, architecture)
     n_layers = arch.n_layers(model)
     if window is None:
         window = default_window(n_layers) if kind != "hidden" else 1
-    if window < 1:
-        raise ValueError(f"window must be >= 1, got {window}")
     if kind == "hidden":
         window = 1
     device = model_device(model)
@@ -370,9 +372,59 @@ def _restored_probs(runner: CorruptedRun | None, model, arch, ids, chunk, names,
     return probs.reshape(len(chunk), samples).mean(dim=1).cpu()
 
 
+def check_trace_arguments(prompt: Any, subject: Any, *, kind: Any = "hidden",
+                          answer: Any = None, samples: Any = 10, noise: Any = None,
+                          window: Any = None) -> None:
+    """Refuse arguments :func:`causal_trace` cannot use, before the model runs.
+
+    :raises RequestError: a prompt, subject or answer that is not non-empty text, or a
+        subject that is not in the prompt.
+    :raises ArgumentError: an unknown ``kind``, or ``samples``, ``window`` or ``noise`` out
+        of range.
+    """
+    problems = [text_problem(prompt, "prompt", "give the text whose answer is traced"),
+                text_problem(subject, "subject", "give the entity in the prompt to corrupt"),
+                text_problem(answer, "answer", "give the answer to trace, or leave it out for "
+                             "the model's own", optional=True)]
+    problems = [p for p in problems if p]
+    if not problems and subject not in prompt:
+        problems.append(f"subject {subject!r} does not occur in prompt {prompt!r}: the subject "
+                        "must appear verbatim in the prompt")
+    if problems:
+        raise RequestError("causal trace: " + "; ".join(problems))
+    if kind not in KINDS:
+        raise ArgumentError(f"kind {kind!r} is not one of {', '.join(KINDS)}")
+    for name, value, least in (("samples", samples, 1), ("window", window, 1)):
+        if value is None and name == "window":
+            continue
+        if not isinstance(value, int) or isinstance(value, bool) or value < least:
+            raise ArgumentError(f"{name} must be an int >= {least}, got {value!r}")
+    if noise is not None and (isinstance(noise, bool) or not isinstance(noise, (int, float))
+                              or not noise >= 0 or noise == float("inf")):
+        raise ArgumentError(f"noise must be a finite number >= 0 (the noise's standard "
+                            f"deviation; 0 corrupts nothing), got {noise!r}")
+
+
+def require_matplotlib() -> None:
+    """Raise :class:`MissingDependencyError` saying how to install matplotlib when it is
+    missing (drawing traces needs it; tracing does not)."""
+    try:
+        import matplotlib  # noqa: F401
+        from matplotlib.backends.backend_agg import FigureCanvasAgg  # noqa: F401
+    except ImportError:
+        raise MissingDependencyError(
+            "drawing traces needs matplotlib, which is not installed: "
+            "pip install 'editmethods[plots]' (or pip install matplotlib)"
+        ) from None
+
+
 def trace_all(model: torch.nn.Module, tokenizer: Any, prompt: str, subject: str,
               kinds: Sequence[str] = KINDS, **kwargs: Any) -> dict[str, TraceResult]:
     """:func:`causal_trace` for each of ``kinds`` (same noise scale for all)."""
+    for kind in kinds:
+        check_trace_arguments(prompt, subject, kind=kind, answer=kwargs.get("answer"),
+                              samples=kwargs.get("samples", 10), noise=kwargs.get("noise"),
+                              window=kwargs.get("window"))
     if kwargs.get("noise") is None:
         kwargs["noise"] = embedding_noise_scale(
             model, tokenizer, kwargs.pop("noise_texts", None) or [subject],
@@ -426,13 +478,13 @@ def plot_traces(results: Sequence[TraceResult], path: str | Path) -> Path:
     Needs matplotlib (``pip install editmethods[plots]``). The Agg canvas is used directly,
     so no global matplotlib backend is set.
     """
-    try:
-        from matplotlib.backends.backend_agg import FigureCanvasAgg
-        from matplotlib.figure import Figure
-    except ImportError:  # pragma: no cover - depends on the environment
-        raise ImportError("drawing traces needs matplotlib: pip install 'editmethods[plots]'") from None
+    require_matplotlib()
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
     if not results:
-        raise ValueError("no trace results to plot")
+        raise ArgumentError("plot_traces: no trace results to plot; pass what causal_trace "
+                            "returned")
     n_tokens = len(results[0].tokens)
     fig = Figure(figsize=(3.6 * len(results) + 0.6, 0.9 + 0.28 * n_tokens), dpi=150,
                  layout="constrained")
@@ -459,6 +511,13 @@ def plot_traces(results: Sequence[TraceResult], path: str | Path) -> Path:
         bar.ax.tick_params(labelsize=7)
         bar.ax.set_title(f"p({_printable(r.answer.strip())})", fontsize=8)
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, bbox_inches="tight")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fig.savefig(path, bbox_inches="tight")
+    except OSError as exc:
+        raise ArgumentError(f"cannot write the heatmap {path}: {exc.strerror or exc}; give a "
+                            "path in a folder you can write") from None
+    except ValueError as exc:  # an extension matplotlib cannot write
+        raise ArgumentError(f"cannot write the heatmap {path}: {exc}; use .png, .pdf or "
+                            ".svg") from None
     return path

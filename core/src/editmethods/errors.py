@@ -47,3 +47,14 @@ class ModelLoadError(EditmethodsError, OSError):
 
     An ``OSError`` too, so that code that caught transformers' ``OSError`` keeps working.
     """
+
+
+class ArgumentError(EditmethodsError, ValueError):
+    """An argument or option has a bad value: a count below its minimum, an unknown metric
+    or kind, a path that cannot be written. The message names the argument and what it takes.
+    """
+
+
+class MissingDependencyError(EditmethodsError, ImportError):
+    """An optional package that a feature needs is not installed; the message says what to
+    install (``pip install 'editmethods[plots]'``)."""

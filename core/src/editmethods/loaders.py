@@ -50,8 +50,8 @@ import json
 from pathlib import Path
 from typing import Any, Callable, Iterable, Mapping, Sequence
 
-from editmethods.errors import RequestError
-from editmethods.types import EditRequest, PromptAnswer
+from editmethods.errors import ArgumentError, RequestError
+from editmethods.types import EditRequest, PromptAnswer, describe_value
 
 FORMATS = ("counterfact", "easyedit", "zsre-mend", "knowedit")
 #: KnowEdit shapes that do not describe a single-fact edit (see the module docs).
@@ -126,9 +126,20 @@ def read_records(path: str | Path) -> list[dict[str, Any]]:
     when it has none.
     """
     path = resolve_data_path(path)
+    if path.is_dir():
+        raise DatasetError(f"{path} is a folder, not a data file: give a .json or .jsonl file "
+                           "(a JSON list of records, or one record per line)")
     if not path.is_file():
-        raise DatasetError(f"{path}: no such data file")
-    text = path.read_text(encoding="utf-8")
+        raise DatasetError(f"{path}: no such data file; give the path of a .json or .jsonl file "
+                           "(or pkg:PACKAGE/path for a file inside an installed package)")
+    try:
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as exc:
+        raise DatasetError(f"{path}: not UTF-8 text ({exc.reason} at byte {exc.start}): give a "
+                           "JSON or JSON-lines file in UTF-8") from None
+    except OSError as exc:
+        raise DatasetError(f"{path}: cannot be read ({exc.strerror or exc}): check its "
+                           "permissions") from None
     try:
         doc = json.loads(text)
     except json.JSONDecodeError:
@@ -148,7 +159,20 @@ def read_records(path: str | Path) -> list[dict[str, Any]]:
                     out.append(rec)
             return out
         return [doc]
-    raise DatasetError(f"{path}: expected a list of records, got {type(doc).__name__}")
+    raise DatasetError(f"{path}: expected a JSON list of records, got a JSON {_json_type(doc)}")
+
+
+def _json_type(value: Any) -> str:
+    """The JSON name of a parsed value's type (``object``, ``array``, ``string``, ...)."""
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "boolean"
+    for kind, name in ((Mapping, "object"), (list, "array"), (str, "string"),
+                       ((int, float), "number")):
+        if isinstance(value, kind):
+            return name
+    return type(value).__name__
 
 
 def _shape(record: Mapping[str, Any]) -> str | None:
@@ -186,11 +210,31 @@ def load_requests(
     :raises DatasetError: naming the record (index and ``case_id``) and the field.
     """
     if on_error not in ("raise", "skip"):
-        raise ValueError("on_error must be 'raise' or 'skip'")
+        raise ArgumentError(f"load_requests(on_error={on_error!r}): use 'raise' or 'skip'")
+    for name, value, least in (("limit", limit, 1), ("offset", offset, 0)):
+        if value is None and name == "limit":
+            continue
+        if not isinstance(value, int) or isinstance(value, bool) or value < least:
+            raise ArgumentError(
+                f"load_requests({name}={value!r}): {name} must be an int >= {least}"
+                + (" (or None for every record)" if name == "limit" else "")
+            )
+    if format is not None and not isinstance(format, str):
+        raise ArgumentError(f"load_requests(format=...): must be a str, got "
+                            f"{describe_value(format)}; one of {', '.join(FORMATS)}")
     where_file = f"{source}: " if isinstance(source, (str, Path)) else ""
+    if isinstance(source, Mapping):
+        raise ArgumentError("load_requests(source=...): got one record (a dict); pass a list of "
+                            "records ([record]) or the path of a data file")
+    if not isinstance(source, (str, Path)) and not isinstance(source, Iterable):
+        raise ArgumentError(f"load_requests(source=...): got {describe_value(source)}; pass the "
+                            "path of a data file or a list of records")
     records = read_records(source) if isinstance(source, (str, Path)) else list(source)
     if not records:
         raise DatasetError(f"{where_file}no records")
+    if offset >= len(records):
+        raise DatasetError(f"{where_file}offset {offset} skips every record: the data has "
+                           f"{len(records)}; give an offset below {len(records)}")
     detected = format is None
     if format is None:
         format = detect_format(records[0])
@@ -247,14 +291,22 @@ class _Fields:
         value = self.get(path, required=required)
         if value is None and not required:
             return None
+        found = value
         if isinstance(value, Mapping) and "str" in value:  # CounterFact's {"str", "id"}
             value = value["str"]
-        if isinstance(value, list):  # one answer of several: the first
-            value = _first_answer(value)
-        if not isinstance(value, str) or not value.strip():
+        while isinstance(value, list) and value:  # one answer of several: the first
+            value = value[0]
+            if isinstance(value, Mapping) and "str" in value:
+                value = value["str"]
+        if not isinstance(value, str):
+            if value in (None, []) and not required:
+                return None
+            expected = "a string (or a list of strings, or {'str': ...})"
+            raise self.fail(path, f"must be {expected}, got {describe_value(found)}")
+        if not value.strip():
             if not required:
                 return None
-            raise self.fail(path, f"must be a non-empty string, got {value!r}")
+            raise self.fail(path, f"is empty: give a non-empty string, got {found!r}")
         return value
 
     def strings(self, path: str) -> list[str]:
@@ -263,8 +315,11 @@ class _Fields:
             return []
         if isinstance(value, str):
             value = [value]
-        if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
-            raise self.fail(path, f"must be a list of strings, got {type(value).__name__}")
+        if not isinstance(value, list):
+            raise self.fail(path, f"must be a list of strings, got {describe_value(value)}")
+        for i, v in enumerate(value):
+            if not isinstance(v, str):
+                raise self.fail(f"{path}[{i}]", f"must be a string, got {describe_value(v)}")
         return [v.rstrip() for v in value if v.strip()]
 
     def pairs(self, path: str, kind: str, *, prompt_key: str = "prompt",
@@ -273,15 +328,30 @@ class _Fields:
         if value is None:
             return []
         if not isinstance(value, list):
-            raise self.fail(path, f"must be a list of {{{prompt_key!r}, {answer_key!r}}} objects")
+            raise self.fail(path, f"must be a list of {{{prompt_key!r}, {answer_key!r}}} objects, "
+                                  f"got {describe_value(value)}")
         out = []
         for i, item in enumerate(value):
-            if not isinstance(item, Mapping) or prompt_key not in item or answer_key not in item:
-                raise self.fail(f"{path}[{i}]", f"must have {prompt_key!r} and {answer_key!r}")
-            answer = _first_answer(item[answer_key])
-            if not isinstance(item[prompt_key], str) or not answer:
-                raise self.fail(f"{path}[{i}]", "has an empty prompt or answer")
-            out.append(PromptAnswer(prompt=item[prompt_key].rstrip(), answer=answer, kind=kind))
+            if not isinstance(item, Mapping):
+                raise self.fail(f"{path}[{i}]", f"must be an object {{{prompt_key!r}, "
+                                                f"{answer_key!r}}}, got {describe_value(item)}")
+            missing = [k for k in (prompt_key, answer_key) if k not in item]
+            if missing:
+                raise self.fail(f"{path}[{i}]", f"must have {prompt_key!r} and {answer_key!r}; "
+                                                f"{' and '.join(map(repr, missing))} is missing")
+            prompt, answer = item[prompt_key], _first_answer(item[answer_key])
+            if not isinstance(prompt, str):
+                raise self.fail(f"{path}[{i}].{prompt_key}",
+                                f"must be a string, got {describe_value(prompt)}")
+            if answer is None:
+                raise self.fail(f"{path}[{i}].{answer_key}", "must be a non-empty string (or a "
+                                f"list of them), got {describe_value(item[answer_key])}")
+            if not prompt.strip():
+                raise self.fail(f"{path}[{i}].{prompt_key}", "is empty: give the prompt's text")
+            try:
+                out.append(PromptAnswer(prompt=prompt.rstrip(), answer=answer, kind=kind))
+            except RequestError as exc:
+                raise self.fail(f"{path}[{i}]", f"is not a usable pair: {exc}") from None
         return out
 
 

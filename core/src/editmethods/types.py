@@ -16,20 +16,109 @@ if TYPE_CHECKING:  # pragma: no cover
     from editmethods.hparams import HyperParams
 
 
-def _tuple_of_str(value: Any) -> tuple[str, ...]:
+#: Characters that are not text a reader sees: whitespace, control and format characters
+#: (zero-width spaces and joiners, the byte-order mark, bidirectional marks), surrogates,
+#: private-use and unassigned code points, and combining marks on their own.
+_INVISIBLE_CATEGORIES = frozenset({"Zs", "Zl", "Zp", "Cc", "Cf", "Cs", "Co", "Cn", "Mn", "Me"})
+#: Letters and symbols that render as blanks (Hangul fillers, the blank Braille pattern).
+_BLANK_CHARACTERS = frozenset("\u115f\u1160\u3164\uffa0\u2800")
+
+
+def is_visible(text: str) -> bool:
+    """Whether ``text`` has at least one character a reader would see.
+
+    >>> is_visible("Rome"), is_visible(" \\t\\n"), is_visible("\\u200b\\u2060\\ufeff")
+    (True, False, False)
+    """
+    import unicodedata
+
+    return any(unicodedata.category(c) not in _INVISIBLE_CATEGORIES and c not in _BLANK_CHARACTERS
+               for c in text)
+
+
+def describe_value(value: Any) -> str:
+    """``int (5)``, ``dict ({'str': 'Rome'})``: a value's type and a short repr, for errors."""
+    text = repr(value)
+    if len(text) > 60:
+        text = text[:57] + "..."
+    return f"{type(value).__name__} ({text})"
+
+
+def text_problem(value: Any, field: str, fix: str, *, optional: bool = False,
+                 trailing_space: bool = False) -> str | None:
+    """What is wrong with ``value`` as the text field ``field`` (``None`` when nothing).
+
+    :param fix: what to give instead, e.g. ``"give the new answer, e.g. 'Rome'"``.
+    :param optional: ``None`` is allowed.
+    :param trailing_space: refuse trailing whitespace (prompts that a target continues).
+    """
+    if value is None and optional:
+        return None
+    if not isinstance(value, str):
+        return f"{field} must be a str, got {describe_value(value)}: {fix}"
+    if not value.strip():
+        return f"{field} is empty{' (only whitespace)' if value else ''}: {fix}"
+    if not is_visible(value):
+        return (f"{field} {ascii(value)} has no visible characters (only whitespace, "
+                f"zero-width, format or control characters): {fix}")
+    if trailing_space and value != value.rstrip():
+        return (f"{field} ends with whitespace: the target is continued after a space, so "
+                "remove the trailing space")
+    return None
+
+
+def _is_items(value: Any) -> bool:
+    """Whether ``value`` is a list-like of items (not a string, bytes or a mapping)."""
+    from collections.abc import Iterable
+
+    return isinstance(value, Iterable) and not isinstance(value, (str, bytes, Mapping))
+
+
+def _tuple_of_str(value: Any) -> Any:
+    # Lenient on purpose: what cannot be converted is kept as it is, and
+    # EditRequest.__attrs_post_init__ reports it with every other problem.
     if value is None:
         return ()
     if isinstance(value, str):
         return (value,)
-    return tuple(value)
+    return tuple(value) if _is_items(value) else value
 
 
-def _tuple_of_pairs(value: Any) -> tuple[PromptAnswer, ...]:
+def _pair_problems(item: Any, where: str) -> list[str]:
+    """What is wrong with ``item`` as a locality or portability pair."""
+    if isinstance(item, PromptAnswer):
+        return []  # checked when it was made
+    if isinstance(item, Mapping):
+        keys = set(item)
+        missing, extra = {"prompt", "answer"} - keys, keys - {"prompt", "answer", "kind"}
+        if missing or extra:
+            found = ", ".join(repr(k) for k in sorted(map(str, keys))) or "none"
+            return [f"{where} must have the keys 'prompt' and 'answer' (and optionally 'kind'), "
+                    f"got keys {found}: give {{'prompt': ..., 'answer': ...}}"]
+        prompt, answer, kind = item["prompt"], item["answer"], item.get("kind", "")
+    elif _is_items(item) and not isinstance(item, Mapping):
+        parts = tuple(item)
+        if len(parts) != 2:
+            return [f"{where} must be a (prompt, answer) pair, got {len(parts)} items "
+                    f"{describe_value(item)}: give (prompt, answer) or PromptAnswer(prompt=..., "
+                    "answer=...)"]
+        (prompt, answer), kind = parts, ""
+    else:
+        return [f"{where} must be a (prompt, answer) pair, a {{'prompt', 'answer'}} mapping or a "
+                f"PromptAnswer, got {describe_value(item)}"]
+    return PromptAnswer.problems(prompt, answer, kind, where)
+
+
+def _tuple_of_pairs(value: Any) -> Any:
     if value is None:
         return ()
-    out = []
+    if not _is_items(value):
+        return value  # reported by EditRequest.__attrs_post_init__
+    out: list[Any] = []
     for item in value:
-        if isinstance(item, PromptAnswer):
+        if _pair_problems(item, "pair"):
+            out.append(item)  # reported with its index by EditRequest.__attrs_post_init__
+        elif isinstance(item, PromptAnswer):
             out.append(item)
         elif isinstance(item, Mapping):
             out.append(PromptAnswer(**item))
@@ -41,12 +130,34 @@ def _tuple_of_pairs(value: Any) -> tuple[PromptAnswer, ...]:
 
 @attrs.frozen
 class PromptAnswer:
-    """A prompt and the answer expected from it (locality, portability)."""
+    """A prompt and the answer expected from it (locality, portability).
+
+    The answer is continued after a space, as an edit's target is, so the prompt must not
+    end with whitespace; prompt and answer must be non-empty text.
+    """
 
     prompt: str
     answer: str
     #: What the pair measures, e.g. ``"neighborhood"`` or ``"relation_specificity"``.
     kind: str = ""
+
+    def __attrs_post_init__(self) -> None:
+        problems = self.problems(self.prompt, self.answer, self.kind, "PromptAnswer")
+        if problems:
+            raise RequestError("; ".join(problems))
+
+    @staticmethod
+    def problems(prompt: Any, answer: Any, kind: Any, where: str) -> list[str]:
+        """What is wrong with a pair's fields, each problem naming ``where`` and the field."""
+        found = [
+            text_problem(prompt, f"{where}.prompt", "give the text the answer should follow",
+                         trailing_space=True),
+            text_problem(answer, f"{where}.answer", "give the expected answer, e.g. 'Madrid'"),
+        ]
+        if not isinstance(kind, str):
+            found.append(f"{where}.kind must be a str, got {describe_value(kind)}: give a label "
+                         "such as 'neighborhood', or leave it out")
+        return [p for p in found if p]
 
 
 @attrs.frozen
@@ -57,6 +168,9 @@ class EditRequest:
     EditRequest(prompt='The capital of France is', subject='France', target_new='Rome', ground_truth=None, rephrase_prompts=(), locality=(), portability=(), case_id=None, generation_prompts=())
 
     The target is continued after a space (``" Rome"``), so prompts must not end with one.
+    Every field is checked when the request is made: a :class:`RequestError` lists each
+    problem with the field's name and what to give instead (a wrong type, an empty or
+    invisible text, a target that is the true answer already, a subject not in the prompt).
     """
 
     prompt: str
@@ -72,26 +186,58 @@ class EditRequest:
     generation_prompts: tuple[str, ...] = attrs.field(default=(), converter=_tuple_of_str)
 
     def __attrs_post_init__(self) -> None:
-        problems = []
-        if not isinstance(self.prompt, str) or not self.prompt.strip():
-            problems.append("prompt is empty: give the text the target should follow")
-        if not isinstance(self.target_new, str) or not self.target_new.strip():
-            problems.append("target_new is empty: give the new answer, e.g. 'Rome'")
-        if not isinstance(self.subject, str) or not self.subject.strip():
-            problems.append("subject is empty: give the entity the fact is about")
-        elif isinstance(self.prompt, str) and self.subject not in self.prompt:
+        problems = [
+            text_problem(self.prompt, "prompt", "give the text the target should follow",
+                         trailing_space=True),
+            text_problem(self.target_new, "target_new", "give the new answer, e.g. 'Rome'"),
+            text_problem(self.subject, "subject", "give the entity the fact is about"),
+            text_problem(self.ground_truth, "ground_truth",
+                         "give the true answer, or None when it is not known", optional=True),
+        ]
+        problems = [p for p in problems if p]
+        fields_ok = not problems
+        if (isinstance(self.prompt, str) and isinstance(self.subject, str) and self.subject.strip()
+                and self.subject not in self.prompt):
             problems.append(
                 f"subject {self.subject!r} does not occur in prompt {self.prompt!r}: "
                 "the subject must appear verbatim in the prompt"
             )
-        if isinstance(self.prompt, str) and self.prompt != self.prompt.rstrip():
+        if (fields_ok and self.ground_truth is not None
+                and self.target_new.strip() == self.ground_truth.strip()):
             problems.append(
-                "prompt ends with whitespace: the target is continued after a space, "
-                "so remove the trailing space"
+                f"target_new {self.target_new.strip()!r} is the same as ground_truth: an edit "
+                "must change the answer; give a new target_new (or leave ground_truth None)"
             )
+        problems += self._list_problems("rephrase_prompts", "paraphrases of the prompt",
+                                        trailing_space=True)
+        problems += self._list_problems("generation_prompts", "prompts to generate text from")
+        for name in ("locality", "portability"):
+            value = getattr(self, name)
+            if not _is_items(value):
+                problems.append(
+                    f"{name} must be a list of (prompt, answer) pairs, got "
+                    f"{describe_value(value)}: e.g. {name}=[('The capital of Spain is', 'Madrid')]"
+                )
+                continue
+            for i, item in enumerate(value):
+                problems += _pair_problems(item, f"{name}[{i}]")
+        if self.case_id is not None and (not isinstance(self.case_id, (str, int))
+                                         or isinstance(self.case_id, bool)):
+            problems.append(f"case_id must be a str, an int or None, got "
+                            f"{describe_value(self.case_id)}")
         if problems:
-            where = f"edit request {self.case_id!r}" if self.case_id is not None else "edit request"
+            case = self.case_id if isinstance(self.case_id, (str, int)) else None
+            where = f"edit request {case!r}" if case is not None else "edit request"
             raise RequestError(f"{where}: " + "; ".join(problems))
+
+    def _list_problems(self, name: str, what: str, *, trailing_space: bool = False) -> list[str]:
+        value = getattr(self, name)
+        if not isinstance(value, tuple):
+            return [f"{name} must be a list of str ({what}), got {describe_value(value)}"]
+        found = [text_problem(item, f"{name}[{i}]", f"give {what} as text, or leave it out",
+                              trailing_space=trailing_space)
+                 for i, item in enumerate(value)]
+        return [p for p in found if p]
 
     @property
     def target_text(self) -> str:

@@ -9,7 +9,7 @@ from pathlib import Path
 import attrs
 import click
 
-from editmethods.commands._common import data_options, model_options, split_metrics
+from editmethods.commands._common import data_options, model_options, parse_metrics
 
 
 def _parse_method(text: str):
@@ -40,7 +40,7 @@ def _config(config_path, model_name, methods, data, n, offset, mode, metrics, da
     if model_name:
         config = attrs.evolve(config, model=model_name)
     config = config.with_overrides(n=n, mode=mode, offset=offset, datasets=datasets, methods=runs)
-    wanted = split_metrics(metrics)
+    wanted = parse_metrics(metrics)
     if wanted:
         config = attrs.evolve(config, metrics=tuple(wanted))
     return config

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from editmethods.commands._common import model_options
+from editmethods.commands._common import check_writable, model_options
 
 
 def register(cli: click.Group) -> None:
@@ -23,21 +23,28 @@ def register(cli: click.Group) -> None:
                      gguf_file) -> None:
         """Edit one fact and print the model's answer before and after."""
         from editmethods import EditRequest, Editor, EditmethodsError
+        from editmethods.plugins import get_plugins
+        from editmethods.request_checks import check_fits
 
         try:
+            # Everything that can be checked without the model is checked before it loads.
             req = EditRequest(prompt=prompt, subject=subject, target_new=target)
+            get_plugins().method(method)
+            if save_to:
+                check_writable(save_to, option="--save", folder=True)
             editor = Editor.from_pretrained(model_name, gguf_file=gguf_file,
                                             dtype=dtype, device=device)
+            check_fits(req, editor.model, editor.tokenizer)
             before = editor.answer(prompt)
             handle = editor.edit(req, method, hparams)
             after = editor.answer(prompt)
+            click.echo(f"prompt: {prompt}")
+            click.echo(f"before: {prompt}{before}")
+            click.echo(f"after:  {prompt}{after}")
+            click.echo(editor.evaluate([req]).format())
+            click.echo(f"edit {handle.edit_id} by {method} in {handle.seconds:.2f} s")
+            if save_to:
+                editor.save_edit(handle, save_to)
+                click.echo(f"saved to {save_to}")
         except EditmethodsError as exc:
             raise click.ClickException(str(exc)) from None
-        click.echo(f"prompt: {prompt}")
-        click.echo(f"before: {prompt}{before}")
-        click.echo(f"after:  {prompt}{after}")
-        click.echo(editor.evaluate([req]).format())
-        click.echo(f"edit {handle.edit_id} by {method} in {handle.seconds:.2f} s")
-        if save_to:
-            editor.save_edit(handle, save_to)
-            click.echo(f"saved to {save_to}")

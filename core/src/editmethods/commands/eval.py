@@ -4,7 +4,13 @@ from __future__ import annotations
 
 import click
 
-from editmethods.commands._common import data_options, model_options, split_metrics, write_json
+from editmethods.commands._common import (
+    check_writable,
+    data_options,
+    model_options,
+    parse_metrics,
+    write_json,
+)
 
 
 def register(cli: click.Group) -> None:
@@ -27,15 +33,22 @@ def register(cli: click.Group) -> None:
         from editmethods import Editor, EditmethodsError
         from editmethods.benchmarking import evaluate_method, evaluate_unedited, reference_hparams
         from editmethods.loaders import load_requests
+        from editmethods.plugins import get_plugins
         from editmethods.reporting import describe_run
+        from editmethods.request_checks import check_fits
 
         try:
+            # Everything that can be checked without the model is checked before it loads.
+            get_plugins().method(method)
+            wanted = parse_metrics(metrics)
+            if out:
+                check_writable(out, option="--out")
             requests = load_requests(data, format=data_format, limit=n, offset=offset or 0)
             editor = Editor.from_pretrained(model_name, gguf_file=gguf_file,
                                             dtype=dtype, device=device)
+            check_fits(requests, editor.model, editor.tokenizer)
             if hparams is None:
                 hparams = reference_hparams(editor.plugins, method, model_name)
-            wanted = split_metrics(metrics)
             unedited = evaluate_unedited(editor, requests, mode=mode or "single", metrics=wanted)
             run = evaluate_method(editor, method, hparams, requests, mode=mode or "single",
                                   metrics=wanted, progress=not no_progress)

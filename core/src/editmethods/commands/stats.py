@@ -9,7 +9,28 @@ from __future__ import annotations
 
 import click
 
-from editmethods.commands._common import model_options
+from editmethods.commands._common import check_writable, model_options
+
+
+def parse_layers(text: str) -> list[int]:
+    """The layer indices of ``--layers`` (``"1,2,3"``): integers >= 0, at least one.
+
+    :raises click.BadParameter: naming the option and what it takes.
+    """
+    parts = [x.strip() for x in text.split(",")]
+    if not any(parts):
+        raise click.BadParameter(f"no layer indices in {text!r}: give comma-separated "
+                                 "integers, e.g. 1,2", param_hint="--layers")
+    try:
+        indices = [int(x) for x in parts if x]
+    except ValueError:
+        raise click.BadParameter(f"expected comma-separated integers, e.g. 1,2, got {text!r}",
+                                 param_hint="--layers") from None
+    negative = [i for i in indices if i < 0]
+    if negative:
+        raise click.BadParameter(f"layer indices count from 0, got {negative[0]}",
+                                 param_hint="--layers")
+    return list(dict.fromkeys(indices))
 
 
 def register(cli: click.Group) -> None:
@@ -20,9 +41,9 @@ def register(cli: click.Group) -> None:
                   help="Comma-separated layer indices; each layer's MLP output projection.")
     @click.option("--corpus", default="model-samples", show_default=True,
                   help="A text file, a folder of .txt, model-samples, wikipedia, wikitext, ...")
-    @click.option("-n", "--n-samples", "n_samples", type=int, default=1000, show_default=True,
-                  help="Texts to use.")
-    @click.option("--max-length", type=int, default=256, show_default=True,
+    @click.option("-n", "--n-samples", "n_samples", type=click.IntRange(min=1), default=1000,
+                  show_default=True, help="Texts to use.")
+    @click.option("--max-length", type=click.IntRange(min=1), default=256, show_default=True,
                   help="Tokens per text at most.")
     @click.option("--accumulate", "stats_dtype", type=click.Choice(["float32", "float64"]),
                   default="float64", show_default=True, help="Accumulation dtype.")
@@ -36,16 +57,15 @@ def register(cli: click.Group) -> None:
         from editmethods.stats import second_moment
         from editmethods.stats_import import export_second_moment
 
+        indices = parse_layers(layers)
         try:
-            indices = [int(x) for x in layers.split(",") if x.strip()]
-        except ValueError:
-            raise click.BadParameter(f"expected comma-separated integers, got {layers!r}",
-                                     param_hint="--layers") from None
-        try:
+            if export_dir:
+                check_writable(export_dir, option="--export", folder=True)
             editor = Editor.from_pretrained(model_name, gguf_file=gguf_file, dtype=dtype,
                                             device=device)
-            for layer in indices:
+            for layer in indices:  # every layer is checked before any is computed
                 editor.architecture.check_layer(editor.model, layer)
+            for layer in indices:
                 module = editor.architecture.path("mlp_out", layer)
                 stats = second_moment(editor.model, editor.tokenizer, module, corpus,
                                       n_samples=n_samples, max_length=max_length,

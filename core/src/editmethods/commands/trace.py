@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from editmethods.commands._common import model_options
+from editmethods.commands._common import check_writable, model_options
 
 
 def register(cli: click.Group) -> None:
@@ -16,10 +16,11 @@ def register(cli: click.Group) -> None:
     @click.option("--kind", type=click.Choice(["hidden", "mlp", "attn", "all"]), default="all",
                   show_default=True, help="Which states to restore.")
     @click.option("--answer", default=None, help="Answer to trace (default: the model's greedy answer).")
-    @click.option("--samples", type=int, default=10, show_default=True, help="Noise draws per state.")
-    @click.option("--noise", type=float, default=None,
+    @click.option("--samples", type=click.IntRange(min=1), default=10, show_default=True,
+                  help="Noise draws per state.")
+    @click.option("--noise", type=click.FloatRange(min=0), default=None,
                   help="Noise std (default: 3 x the std of the subject's embeddings).")
-    @click.option("--window", type=int, default=None,
+    @click.option("--window", type=click.IntRange(min=1), default=None,
                   help="MLP/attn layers restored together (default: 10, at most a fifth of the depth).")
     @click.option("--out", type=click.Path(dir_okay=False), default="trace.png", show_default=True,
                   help="The heatmap image (one panel per kind).")
@@ -30,11 +31,24 @@ def register(cli: click.Group) -> None:
                       json_out, device, dtype, gguf_file) -> None:
         """Corrupt the subject, restore each state, and show which restore the answer."""
         from editmethods import Editor, EditmethodsError
-        from editmethods.causal_trace import KINDS, plot_traces, trace_all
+        from editmethods.causal_trace import (
+            KINDS,
+            check_trace_arguments,
+            plot_traces,
+            require_matplotlib,
+            trace_all,
+        )
         from editmethods.commands._common import write_json
 
         kinds = KINDS if kind == "all" else (kind,)
         try:
+            # Everything that can be checked without the model is checked before it loads.
+            check_trace_arguments(prompt, subject, answer=answer, samples=samples, noise=noise,
+                                  window=window)
+            require_matplotlib()
+            check_writable(out, option="--out")
+            if json_out:
+                check_writable(json_out, option="--json")
             editor = Editor.from_pretrained(model_name, gguf_file=gguf_file,
                                             dtype=dtype, device=device)
             results = trace_all(editor.model, editor.tokenizer, prompt, subject, kinds=kinds,
@@ -52,6 +66,10 @@ def register(cli: click.Group) -> None:
             layer = r.strongest_layer()
             click.echo(f"{k:>6}: strongest layer at the subject's last token: {layer} "
                        f"(p={float(r.scores[r.subject_range[1], layer]):.4f}, window {r.window})")
-        click.echo(f"heatmap: {plot_traces(list(results.values()), out)}")
-        if json_out:
-            click.echo(f"scores:  {write_json(json_out, {k: r.to_dict() for k, r in results.items()})}")
+        try:
+            click.echo(f"heatmap: {plot_traces(list(results.values()), out)}")
+            if json_out:
+                scores = {k: r.to_dict() for k, r in results.items()}
+                click.echo(f"scores:  {write_json(json_out, scores)}")
+        except EditmethodsError as exc:
+            raise click.ClickException(str(exc)) from None

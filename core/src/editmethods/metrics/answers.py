@@ -25,6 +25,8 @@ from editmethods.scoring import score_targets
 from editmethods.types import EditRequest, EvalContext, MetricResult, PromptAnswer
 
 PROTOCOL = "exact-match"
+#: The names this plugin computes.
+METRIC_NAMES = ("relation_specificity", "portability_exact")
 
 
 def _pairs(request: EditRequest, name: str, rewritten: set[int]) -> list[PromptAnswer]:

@@ -34,6 +34,8 @@ from editmethods.types import EditRequest, EvalContext, MetricResult
 PROTOCOL = "counterfact"
 SUCCESS = ("efficacy", "paraphrase", "neighborhood")
 NAMES = SUCCESS + tuple(f"{n}_magnitude" for n in SUCCESS) + ("score",)
+#: The names this plugin computes (see ``editmethods.request_checks.metric_names``).
+METRIC_NAMES = NAMES
 
 
 def harmonic_mean(values: Sequence[float]) -> float:

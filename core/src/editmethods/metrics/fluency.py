@@ -23,6 +23,8 @@ from editmethods.scoring import greedy_continue_batched
 from editmethods.types import EditRequest, EvalContext, MetricResult
 
 PROTOCOL = "generation"
+#: The names this plugin computes.
+METRIC_NAMES = ("ngram_entropy",)
 #: Tokens generated per prompt (ROME generates up to 100 tokens with a 1.5B model).
 MAX_NEW_TOKENS = 40
 _WORD = re.compile(r"\w+|[^\w\s]", re.UNICODE)

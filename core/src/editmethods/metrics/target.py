@@ -23,6 +23,9 @@ from editmethods.scoring import score_targets
 from editmethods.types import EditRequest, EvalContext, MetricResult
 
 PROTOCOL = "teacher-forced"
+#: The names this plugin computes (``locality_<kind>``: one per kind of locality pair);
+#: ``--metrics`` and ``evaluate(metrics=...)`` refuse names no metric plugin declares.
+METRIC_NAMES = ("reliability", "generalization", "portability", "locality", "locality_*")
 
 
 def _result(name: str, per_case: list[float], **details: Any) -> MetricResult:

@@ -48,6 +48,8 @@ from editmethods.types import EditRequest, EvalContext, MetricResult, PromptAnsw
 
 PROTOCOL = "wild"
 NAMES = ("gen_efficacy", "gen_paraphrase", "gen_locality")
+#: The names this plugin computes (see ``editmethods.request_checks.metric_names``).
+METRIC_NAMES = NAMES
 #: New tokens generated beyond the expected answer's own token count.
 EXTRA_TOKENS = 4
 #: Locality kinds that ``gen_locality`` scores: other subjects and unrelated questions.
