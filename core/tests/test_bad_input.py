@@ -458,6 +458,11 @@ LOAD_CASES: list[tuple[str, Callable[[Path, Path], dict[str, Any]], str, str]] =
      "config.json"),
     ("gguf-sha-without-gguf", lambda m, t: dict(name_or_path=m, gguf_sha256="0" * 64),
      "gguf_sha256 was given", "pass gguf_file too"),
+    ("name-none", lambda m, t: dict(name_or_path=None), "name_or_path must be a non-empty str",
+     "hub id"),
+    ("name-int", lambda m, t: dict(name_or_path=5), "got int 5", "give a model folder"),
+    ("name-blank", lambda m, t: dict(name_or_path="  "), "name_or_path must be a non-empty str",
+     "an alias"),
 ]
 
 

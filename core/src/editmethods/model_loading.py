@@ -180,6 +180,12 @@ def load_pretrained(
         progress bars.
     :raises ModelLoadError: on every problem, naming the file and the fix.
     """
+    if not isinstance(name_or_path, (str, Path)) or not str(name_or_path).strip():
+        raise ModelLoadError(
+            f"name_or_path must be a non-empty str or Path, got {type(name_or_path).__name__} "
+            f"{name_or_path!r}: give a model folder, a .gguf file, an alias (see `editmethods "
+            "models`) or a hub id (owner/name)"
+        )
     torch_dtype = resolve_dtype(dtype)
     torch_device = resolve_device(device)
     gguf = locate_gguf(name_or_path, gguf_file)
