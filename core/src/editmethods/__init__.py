@@ -9,6 +9,7 @@ from editmethods.architectures import Architecture
 from editmethods.editor import Editor
 from editmethods.errors import (
     ArchitectureError,
+    CollapseError,
     EditError,
     EditmethodsError,
     HyperParamsError,
@@ -37,9 +38,9 @@ from editmethods.types import (
 )
 
 __all__ = [
-    "Architecture", "ArchitectureError", "Delta", "EditError", "EditHandle", "EditRequest",
-    "Editor", "EditmethodsError", "EvalContext", "EvalReport", "HyperParams", "HyperParamsError",
-    "Location", "MethodError", "MethodSpec", "MetricResult", "ModelAlias", "ModelLoadError",
-    "Pipeline", "Plugins", "PromptAnswer", "RequestError", "RollbackError", "SavedEditError",
-    "Update", "get_plugins", "hookimpl", "load_hparams",
+    "Architecture", "ArchitectureError", "CollapseError", "Delta", "EditError", "EditHandle",
+    "EditRequest", "Editor", "EditmethodsError", "EvalContext", "EvalReport", "HyperParams",
+    "HyperParamsError", "Location", "MethodError", "MethodSpec", "MetricResult", "ModelAlias",
+    "ModelLoadError", "Pipeline", "Plugins", "PromptAnswer", "RequestError", "RollbackError",
+    "SavedEditError", "Update", "get_plugins", "hookimpl", "load_hparams",
 ]

@@ -58,3 +58,9 @@ class ArgumentError(EditmethodsError, ValueError):
 class MissingDependencyError(EditmethodsError, ImportError):
     """An optional package that a feature needs is not installed; the message says what to
     install (``pip install 'editmethods[plots]'``)."""
+
+
+class CollapseError(EditError):
+    """An edit was refused because it broke the model as a whole (see
+    :class:`editmethods.guard.Guard`): the message gives the figures and how to loosen or
+    turn off the guard."""
