@@ -25,7 +25,8 @@ def test_every_problem_is_reported_with_its_path(tmp_path):
     text = str(info.value)
     assert "3 problems in rome.yaml" in text
     assert "extra fields found (kl_factr) @ rome.yaml" in text
-    assert "expected int @ rome.yaml.v_num_grad_steps" in text
+    assert ("'v_num_grad_steps' must be an integer, got the string 'many': write a whole number, "
+            "without quotes @ rome.yaml.v_num_grad_steps") in text
     assert "'v_lr' must be > 0: -1.0 @ rome.yaml.v_lr" in text
 
 

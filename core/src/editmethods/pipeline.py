@@ -20,11 +20,10 @@ from pathlib import Path
 from typing import Any, Mapping, Sequence
 
 import attrs
-import yaml
 
 from editmethods.editor import Editor
 from editmethods.errors import HyperParamsError
-from editmethods.hparams import HyperParams, _read, load_hparams
+from editmethods.hparams import HyperParams, load_hparams, read_mapping
 from editmethods.plugins import Plugins, get_plugins
 from editmethods.types import EditHandle, EditRequest
 
@@ -50,22 +49,37 @@ class Pipeline:
         """Build a pipeline from ``{"steps": [{"method": ..., ...}, ...]}``."""
         plugins = plugins if plugins is not None else get_plugins()
         if not isinstance(doc, Mapping) or not isinstance(doc.get("steps"), list) or not doc["steps"]:
-            raise HyperParamsError(f"{where}: expected a non-empty list under 'steps'")
+            raise HyperParamsError(f"{where}: expected a non-empty list under 'steps': write "
+                                   "'steps:' followed by one '- method: NAME' item per step")
         extra = set(doc) - {"steps"}
         if extra:
-            raise HyperParamsError(f"extra fields found ({', '.join(sorted(extra))}) @ {where}")
+            raise HyperParamsError(f"extra fields found ({', '.join(sorted(map(str, extra)))}) "
+                                   f"@ {where}: a pipeline has only 'steps'")
         steps = []
         for i, raw in enumerate(doc["steps"]):
             at = f"{where}.steps[{i}]"
             if not isinstance(raw, Mapping) or "method" not in raw:
-                raise HyperParamsError(f"required field missing @ {at}.method")
+                raise HyperParamsError(f"required field missing @ {at}.method: each step is a "
+                                       "mapping with 'method: NAME' and its hyper-parameters")
             raw = dict(raw)
             method = raw.pop("method")
+            if not isinstance(method, str):
+                raise HyperParamsError(f"'method' must be a method's name (a string), got "
+                                       f"{method!r} @ {at}.method: write the name, such as ft")
             installed = plugins.method(method)
             data: dict[str, Any] = {}
             if "hparams_file" in raw:
-                file = Path(raw.pop("hparams_file"))
-                data, _ = _read(file if file.is_absolute() or base_dir is None else base_dir / file)
+                file = raw.pop("hparams_file")
+                if not isinstance(file, (str, Path)):
+                    raise HyperParamsError(
+                        f"'hparams_file' must be a path (a string), got {file!r} @ "
+                        f"{at}.hparams_file: write the file's path, relative to {where}")
+                file = Path(file)
+                try:
+                    data = read_mapping(file if file.is_absolute() or base_dir is None
+                                        else base_dir / file)
+                except HyperParamsError as exc:
+                    raise HyperParamsError(f"{exc} (the hparams_file of {at})") from None
             data.update(raw)
             try:
                 hp = load_hparams(installed.spec.hparams_class, data, method=method)
@@ -77,9 +91,14 @@ class Pipeline:
 
     @classmethod
     def from_yaml(cls, path: str | Path, *, plugins: Plugins | None = None) -> Pipeline:
-        """Load a pipeline file (YAML, loaded safely)."""
+        """Load a pipeline file (YAML, loaded safely; or JSON).
+
+        :raises HyperParamsError: naming the file and the fix when it cannot be read or is not
+            a mapping (see :func:`editmethods.hparams.read_mapping`), and every problem of a
+            step with its path.
+        """
         path = Path(path)
-        doc = yaml.safe_load(path.read_text())
+        doc = read_mapping(path, what="pipeline file", example="steps: [{method: ft, lr: 0.01}]")
         return cls.from_dict(doc, plugins=plugins, base_dir=path.parent, where=path.name)
 
     def run(self, editor: Editor, requests: Sequence[EditRequest]) -> list[EditHandle]:

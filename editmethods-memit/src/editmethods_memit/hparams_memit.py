@@ -23,6 +23,8 @@ from typing import Literal
 import attrs
 from attrs import validators as v
 
+from editmethods.hparams import tuple_of
+
 from editmethods_rome.contexts import MEMIT_STARTS
 from editmethods_rome.hparams_rome import (
     LocateThenEditHyperParams,
@@ -85,7 +87,8 @@ class MEMITHyperParams(LocateThenEditHyperParams):
     #: MEMIT's prefixes: 5 of 10 tokens after "The", "Therefore", "Because", "I", "You".
     context_template_length_params: tuple[tuple[int, int], ...] = attrs.field(
         default=((10, 5),), converter=_length_params, validator=_check_length_params)
-    context_template_starts: tuple[str, ...] = attrs.field(default=MEMIT_STARTS, converter=tuple)
+    context_template_starts: tuple[str, ...] = attrs.field(default=MEMIT_STARTS,
+                                                              converter=tuple_of(str))
     context_seed: int = 0
     #: How many edits' z are optimized together in one forward/backward pass ("batched"),
     #: or one edit at a time as the reference code does ("sequential").

@@ -13,13 +13,19 @@ from typing import Literal
 import attrs
 from attrs import validators as v
 
-from editmethods.hparams import HyperParams
+from editmethods.hparams import HyperParams, tuple_of
 
 FactToken = Literal["subject_last", "subject_first", "subject_first_after_last", "last"]
 
 
+_pairs = tuple_of(object)
+_ints = tuple_of(int)
+
+
 def _length_params(value):
-    return tuple(tuple(int(x) for x in p) for p in value)
+    """``[[tokens, count], ...]`` -> a tuple of tuples of ints; a string or a non-integer is
+    refused, not coerced (files are checked by the loader before; this guards Python use)."""
+    return tuple(_ints(p) for p in _pairs(value))
 
 
 def _check_length_params(instance, attribute, value):
@@ -30,9 +36,9 @@ def _check_length_params(instance, attribute, value):
             )
 
 
-def optional_layers(value):
-    """``None`` (choose by the model's depth, see :mod:`editmethods_rome.depth`) or a tuple."""
-    return None if value is None else tuple(value)
+#: ``None`` (choose by the model's depth, see :mod:`editmethods_rome.depth`) or a tuple of
+#: ints; a string (``"45"``) or a non-integer is refused, never split or rounded.
+optional_layers = tuple_of(int, optional=True)
 
 
 def _optional_template(instance, attribute, value):

@@ -62,7 +62,8 @@ class LoRAHyperParams(HyperParams):
     seed: int = 0
     kl_factor: float = attrs.field(
         default=0.0, validator=_zero_only("lora has no KL term (EasyEdit's files set 0)"))
-    norm_constraint: float = attrs.field(
+    #: 0 or false (EasyEdit's files write false): the only values a plain LoRA edit supports.
+    norm_constraint: bool | float = attrs.field(
         default=0.0,
         validator=_zero_only("lora does not bound the adapter's norm (EasyEdit's files set "
                              "false); bound the change with a smaller rank, lr or num_steps"))
