@@ -69,3 +69,14 @@ def test_trace_sites_prints_the_share_recovered_at_each_site(tmp_path, capsys):
     assert all(r["last_token"] >= 0.99 for r in rows)
     assert all(r["subject_last"] <= r["any_subject_token"] + 1e-9 for r in rows)
     assert "subject_last" in capsys.readouterr().out
+
+
+def test_guard_prints_cost_single_and_sequential_tables(capsys):
+    guard = _script("guard")
+    assert guard.main(["--repeats", "1", "--rome-edits", "1", "--no-smollm2", "--single", "1",
+                       "--methods", "ft", "--sequential", "3", "--rome-sequential", "0"]) == 0
+    printed = capsys.readouterr().out
+    assert "Cost of Guard.probe" in printed and "probe/edit" in printed
+    assert "Single edits on testbed-gpt2" in printed and "\nft " in printed
+    assert printed.count("Sequential mend edits") == 2  # file order, then interleaved
+    assert "with the guard acting, against the probe of the unedited model" in printed

@@ -15,14 +15,16 @@ texts (their perplexity) and on unedited factual prompts (their greedy answers),
 >>> guard.check(before, guard.probe(model, tok))    # unchanged model: passes
 
 The probe is one batched forward pass over the texts and the prompts together (each answer
-token after the first costs one more pass over the prompts): 2.3% of a ROME edit on
-SmolLM2-135M, 1.6% on testbed-gpt2 (``benchmarks/guard.py``). The probe of the model before
-an edit can be kept and reused while the model does not change (``Editor.edit`` does).
+token after the first costs one more pass over the prompts): about 2% of a ROME edit on
+SmolLM2-135M and on testbed-gpt2 (``benchmarks/guard.py``). The probe of the model before an
+edit can be kept and reused while the model does not change (``Editor.edit`` does).
 
-What it does not see: a drift made of many small steps. Compared edit by edit, 100 ROME
-edits in a row on testbed-gpt2 are refused twice while the perplexity grows twentyfold;
-compared with the unedited model's probe, the guard stops the drift (the benchmark shows
-both).
+What it does not see: a drift made of many small steps. Over 100 ROME edits in a row on
+testbed-gpt2 the perplexity grows twentyfold, yet compared edit by edit the first refusal
+comes at edit 36; with the guard acting (refused edits undone) 84 edits are kept and the
+model ends at 10.7 times the perplexity, 2 of 8 answers kept. Compared with the unedited
+model's probe instead, 38 are kept and it ends at 1.42 times, 6 of 8 (the benchmark shows
+both rules).
 """
 
 from __future__ import annotations
@@ -86,9 +88,9 @@ class Guard:
     ``benchmarks/README.md``). 30 single edits each of ROME, MEMIT, FT and MEND with their
     shipped hyper-parameters: perplexity ratio at most 1.18 (ROME; MEND 1.27), agreement at
     least 7/8, none refused. MEND's collapsing sequences: the edit that collapses has ratio
-    2.0 and 1/8 answers kept (one person's facts in a row), 1.55 and 3/8, or 5.5 and 1/8
-    (distinct people); all refused. Agreement is the sharper signal, the perplexity bound
-    the backstop for a model whose first answer tokens survive.
+    2.0 and 1/8 answers kept (the third of one person's facts in a row) or 5.5 and 1/8 (the
+    fourth edit, of distinct people); both refused. Agreement is the sharper signal, the
+    perplexity bound the backstop for a model whose first answer tokens survive.
 
     :param max_perplexity_ratio: refuse when the texts' perplexity after the edit divided by
         the one before exceeds this (default 1.5).

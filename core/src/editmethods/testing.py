@@ -13,9 +13,10 @@ Subclass :class:`MethodConformance` in a test module of your package::
 
 Each check builds a tiny random model (no download) of each model type and edits it:
 apply changes the prediction for the prompt; rollback restores weights and logits exactly;
-a failing hook leaves the model untouched; bad requests and bad hyper-parameters are refused;
-handles round-trip to disk. Tiny random models prove mechanics, not quality: quality tests
-belong on a reference model.
+a failing hook leaves the model untouched; an edit and its rollback leave no trace (no
+``.grad``, no changed ``requires_grad`` or training flag, no hook or submodule left behind);
+bad requests and bad hyper-parameters are refused; handles round-trip to disk. Tiny random
+models prove mechanics, not quality: quality tests belong on a reference model.
 """
 
 from __future__ import annotations
@@ -174,6 +175,96 @@ def assert_same_state(model: torch.nn.Module, state: Mapping[str, torch.Tensor])
         assert torch.equal(now[k], v), f"{k} differs from before"
 
 
+#: Each module's hook dictionaries a method must leave as it found them (the ``full``
+#: backward ones are named so on some torch versions only; absent ones are skipped).
+MODULE_HOOKS = (
+    "_forward_hooks", "_forward_pre_hooks", "_backward_hooks", "_backward_pre_hooks",
+    "_full_backward_hooks", "_full_backward_pre_hooks",
+)
+#: torch's process-wide module hooks (``register_module_forward_hook`` and friends).
+GLOBAL_HOOKS = (
+    "_global_forward_hooks", "_global_forward_pre_hooks", "_global_backward_hooks",
+    "_global_backward_pre_hooks",
+)
+
+
+def model_trace(model: torch.nn.Module) -> dict[str, Any]:
+    """What an edit must leave behind as it found it, apart from the weights' values.
+
+    Per parameter: ``requires_grad``, whether ``.grad`` is ``None`` and its tensor hooks;
+    per module (the model included, named ``<model>``): its ``training`` flag and the keys of
+    its hook dictionaries (:data:`MODULE_HOOKS`); the set of module names (an attached
+    submodule is a trace too); torch's global module hooks. Compare two with
+    :func:`assert_no_trace`.
+    """
+    from torch.nn.modules import module as torch_module
+
+    trace: dict[str, Any] = {"modules": tuple(n or "<model>" for n, _ in model.named_modules())}
+    for name, p in model.named_parameters(remove_duplicate=False):
+        hooks = tuple(getattr(p, "_backward_hooks", None) or ())
+        post = tuple(getattr(p, "_post_accumulate_grad_hooks", None) or ())
+        trace[f"parameter {name}"] = {"requires_grad": p.requires_grad,
+                                      ".grad is None": p.grad is None,
+                                      "tensor hooks": hooks + post}
+    for name, m in model.named_modules():
+        state: dict[str, Any] = {"training": m.training}
+        for attr in MODULE_HOOKS:
+            hooks = getattr(m, attr, None)
+            if hooks is not None:
+                state[attr] = tuple(hooks)
+        trace[f"module {name or '<model>'}"] = state
+    trace["global hooks"] = {attr: tuple(getattr(torch_module, attr, None) or ())
+                             for attr in GLOBAL_HOOKS}
+    return trace
+
+
+def trace_differences(before: Mapping[str, Any], after: Mapping[str, Any]) -> list[str]:
+    """Readable lines, one per difference between two :func:`model_trace` results."""
+    lines = []
+    if before["modules"] != after["modules"]:
+        added = sorted(set(after["modules"]) - set(before["modules"]))
+        removed = sorted(set(before["modules"]) - set(after["modules"]))
+        lines.append(f"modules added {added[:5]}{' ...' if len(added) > 5 else ''}, "
+                     f"removed {removed[:5]}{' ...' if len(removed) > 5 else ''}")
+    for key in before:
+        if key == "modules" or key not in after:
+            continue
+        if key.startswith("module ") and key[7:] not in after["modules"]:
+            continue
+        for field, was in before[key].items():
+            now = after[key].get(field)
+            if was != now:
+                lines.append(f"{key}: {field} {was!r} -> {now!r}")
+    return lines
+
+
+def assert_no_trace(model: torch.nn.Module, before: Mapping[str, Any], when: str,
+                    *, allow_attached: bool = False) -> None:
+    """Fail, listing every difference, if ``model`` differs from ``before`` (a
+    :func:`model_trace`) in a gradient, a ``requires_grad`` flag, a training flag, a hook
+    or a submodule.
+
+    :param allow_attached: hooks and added submodules are allowed (an attaching method's
+        live edit); ``.grad``, ``requires_grad`` and training flags are still checked on the
+        modules that were there before.
+    """
+    now = model_trace(model)
+    lines = trace_differences(before, now)
+    if allow_attached:
+        hook_fields = tuple(f"{field} " for field in MODULE_HOOKS) + ("tensor hooks ",)
+        lines = [line for line in lines if not line.startswith(("modules added", "global hooks"))
+                 and not line.split(": ", 1)[1].startswith(hook_fields)]
+        if before["modules"] != now["modules"]:
+            removed = set(before["modules"]) - set(now["modules"])
+            if removed:
+                lines.append(f"modules removed {sorted(removed)[:5]}")
+    if lines:
+        shown = "\n  ".join(lines[:20])
+        more = f"\n  ... and {len(lines) - 20} more" if len(lines) > 20 else ""
+        raise AssertionError(f"{when}, the model is not as it was ({len(lines)} "
+                             f"difference(s)):\n  {shown}{more}")
+
+
 @torch.no_grad()
 def logits_of(editor: Editor, prompts: list[str]) -> list[torch.Tensor]:
     """Next-token logits of each prompt, through the model as it answers now."""
@@ -289,6 +380,30 @@ class MethodConformance:
             # (on a random encoder-decoder, decoder weights move every prompt alike)
             unrelated = sum(moved[1:]) / len(self.unrelated_prompts)
             assert unrelated < moved[0], f"unrelated prompts moved {unrelated:.4f} >= {moved[0]:.4f}"
+
+    @pytest.mark.parametrize("mode", ["eval", "train"])
+    def test_edit_and_rollback_leave_no_trace(self, editor: Editor, mode: str) -> None:
+        """No ``.grad`` on a parameter, no changed ``requires_grad``, no hook, no submodule
+        and no changed training flag after an edit and after its rollback, from a model in
+        eval mode and from one in train mode (a method that calls ``model.eval()`` and never
+        restores the mode is caught), with one parameter frozen (a method that freezes every
+        parameter and unfreezes them all is caught). A method that attaches its edit (it does
+        not write weights, or its update carries no weight deltas: LoRA, IKE, SERAC) may add
+        hooks and submodules while the edit is live; after the rollback they must be gone.
+
+        Every module starts in the same mode: ``model.train(was_training)``, the way the
+        core and the methods restore the mode, does not keep a mixed one."""
+        model = editor.model
+        model.train(mode == "train")
+        next(iter(model.parameters())).requires_grad_(False)
+        before = model_trace(model)
+        handle = editor.edit(self.request(), self.method, self.hparams)
+        attaches = (not editor.plugins.method(self.method).spec.writes_weights
+                    or not handle.update.deltas)
+        assert_no_trace(model, before, f"after a {self.method} edit ({mode} mode)",
+                        allow_attached=attaches)
+        editor.rollback(handle)
+        assert_no_trace(model, before, f"after the rollback of a {self.method} edit ({mode} mode)")
 
     def test_failing_hook_leaves_model_untouched(self, editor: Editor) -> None:
         state = state_copy(editor.model)
