@@ -20,7 +20,6 @@ import itertools
 import sys
 from pathlib import Path
 
-import yaml
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -44,12 +43,14 @@ def main(argv: list[str] | None = None) -> int:
     from editmethods.benchmarking import MethodRun, run_benchmark
     from editmethods.loaders import load_requests
 
-    base = yaml.safe_load(Path(args.base).read_text()) if args.base else {}
+    from editmethods.hparams import parse_value, read_mapping
+
+    base = read_mapping(args.base) if args.base else {}
     keys, values = [], []
     for item in args.grid:
         key, _, text = item.partition("=")
         keys.append(key)
-        values.append([yaml.safe_load(v) for v in text.split(";")])
+        values.append([parse_value(v) for v in text.split(";")])
     runs = []
     for point in itertools.product(*values):
         hp = {**base, **dict(zip(keys, point))}

@@ -93,7 +93,7 @@ def sweep_memit(editor: Any, requests: list, base: dict, batch: int,
 
 
 def main(argv: list[str] | None = None) -> int:
-    import yaml
+    from editmethods.hparams import read_mapping
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--model", default="testbed-gpt2")
@@ -118,11 +118,11 @@ def main(argv: list[str] | None = None) -> int:
     editor, requests = load(args.model, args.split, args.rome_n, args.data_dir)
     if args.only != "memit":
         path = Path(args.rome_hparams) if args.rome_hparams else default_hparams("rome", args.model)
-        base = yaml.safe_load(path.read_text())
+        base = read_mapping(path)
         sweep_rome(editor, requests[: args.rome_n], base)
     if args.only != "rome":
         path = Path(args.memit_hparams) if args.memit_hparams else default_hparams("memit", args.model)
-        base = yaml.safe_load(path.read_text())
+        base = read_mapping(path)
         _, batch = load(args.model, args.memit_split, args.memit_batch, args.data_dir)
         people = len({r.subject for r in batch})
         if people < args.memit_batch:

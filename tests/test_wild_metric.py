@@ -64,7 +64,9 @@ def test_a_target_the_model_does_not_say_is_a_miss_even_when_its_first_token_is(
     # unedited, the model says " Mulenvos": the true object is a hit, a longer answer that
     # starts with it is not, and a different object is not
     def report(**kw):
-        return editor.evaluate([attrs.evolve(request_0, **kw)], metrics=["gen_efficacy"])
+        # ground_truth cleared: a request whose target is the truth is refused as an edit
+        return editor.evaluate([attrs.evolve(request_0, ground_truth=None, **kw)],
+                               metrics=["gen_efficacy"])
 
     assert report(target_new="Mulenvos")["gen_efficacy"].value == 1.0
     assert report(target_new="mulenvos")["gen_efficacy"].value == 1.0  # case ignored

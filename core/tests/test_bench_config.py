@@ -106,7 +106,7 @@ methods:
 
 
 @pytest.mark.parametrize("text, message", [
-    ("- a list\n", "expected a mapping with 'model', 'datasets' and 'methods' @ top.yaml"),
+    ("- a list\n", "expected a mapping of keys to values at the top level, got a list"),
     ("model: m\n", "required field missing @ top.yaml.datasets"),
     ("model: m\ndatasets: {}\nmethods: []\n", "'datasets' must name at least one dataset"),
     ("model: [1]\ndatasets: {a: {data: x}}\nmethods: [{method: ft}]\n",

@@ -275,13 +275,10 @@ def load_bench_config(path: str | Path) -> BenchConfig:
 
     :raises HyperParamsError: naming the file and, for each problem, the key.
     """
-    import yaml
+    from editmethods.hparams import read_mapping
 
     path = Path(path)
-    try:
-        data = yaml.safe_load(path.read_text())
-    except (OSError, yaml.YAMLError) as exc:
-        raise HyperParamsError(f"{path}: cannot read benchmark file: {exc}") from None
+    data = read_mapping(path, what="benchmark file", example="model: testbed-gpt2")
     return structure_bench_config(data, where=path.name, base_dir=path.parent, source=str(path))
 
 

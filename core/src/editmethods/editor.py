@@ -80,7 +80,11 @@ class Editor:
         self._pre_edit: dict[str, torch.Tensor] = {}
         self._pre_edit_answers: dict[str, str] = {}
         Ledger.of(model)  # notes the model's own parameters before anything attaches
-        self._last_probe: tuple[Any, Probe] | None = None
+        # The guard compares every edit with the model as it was before the first guarded
+        # edit of this Editor, not with the previous edit: edit-by-edit comparison lets a
+        # slow drift through (100 sequential ROME edits on testbed-gpt2: 84 kept, ending at
+        # 10.7x the unedited perplexity; against the baseline 38 kept, ending at 1.42x).
+        self._baselines: dict[Guard, Probe] = {}
 
     # -- construction -------------------------------------------------------------------
     @classmethod
@@ -155,10 +159,11 @@ class Editor:
             ``None`` for the method's defaults.
         :param sequential: edit the requests one after another, each on the model as the
             previous edits left it; returns one handle per request.
-        :param guard: probe the model before and after each edit and refuse (roll back) an
-            edit that breaks it as a whole (:class:`~editmethods.guard.Guard`): ``True`` for
-            the default guard, a ``Guard`` with your thresholds, ``False`` for none. By
-            default (``None``) on when ``sequential``, off otherwise.
+        :param guard: probe the model after each edit and refuse (roll back) an edit that
+            breaks it as a whole compared with the model before this Editor's first guarded
+            edit (:class:`~editmethods.guard.Guard`): ``True`` for the default guard, a
+            ``Guard`` with your thresholds, ``False`` for none. By default (``None``) on when
+            ``sequential``, off otherwise.
         :raises CollapseError: the guard refused an edit (with a sequence, every edit of it
             is rolled back).
         :raises EditmethodsError: on bad input or a failing plugin; the model is unchanged.
@@ -232,23 +237,16 @@ class Editor:
             )
         self._check_update(update)
         self.remember_unedited(batch)
-        before = self._probe(guard) if guard is not None else None
+        if guard is not None and guard not in self._baselines:
+            self._baselines[guard] = guard.probe(self.model, self.tokenizer)
         handle = self._apply(installed, update, hp, location, batch, start)
         if guard is not None:
             try:
-                guard.check(before, self._probe(guard))
+                guard.check(self._baselines[guard], guard.probe(self.model, self.tokenizer))
             except BaseException:
                 self.rollback(handle)
                 raise
         return handle
-
-    def _probe(self, guard: Guard) -> Probe:
-        # The probe of the model as it is, kept while nothing changes: the probe after one
-        # edit is the probe before the next, so a guarded edit costs one probe.
-        key = (self.ledger.changes, guard)
-        if self._last_probe is None or self._last_probe[0] != key:
-            self._last_probe = (key, guard.probe(self.model, self.tokenizer))
-        return self._last_probe[1]
 
     def _apply(self, installed: InstalledMethod, update: Update, hp: HyperParams,
                location: Location, batch: Sequence[EditRequest], start: float,

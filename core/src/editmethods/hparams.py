@@ -654,6 +654,18 @@ def read_mapping(source: str | Path, *, what: str = "hyper-parameter file",
     return data
 
 
+def parse_value(text: str) -> Any:
+    """One YAML value as :func:`read_mapping` reads it (``1e-3`` is a float, ``[4, 5]`` a
+    list, ``false`` a bool): for values given on a command line (``--grid lr=1e-3``).
+
+    :raises HyperParamsError: the text is not valid YAML (a ``!!python/...`` tag included).
+    """
+    try:
+        return yaml.load(text, Loader=_Loader)  # noqa: S506 - a SafeLoader subclass
+    except yaml.YAMLError as exc:
+        raise HyperParamsError(f"{text!r} is not a valid value: {_yaml_problem(exc)}") from None
+
+
 def _key_problem(key: Any) -> str:
     return (f"the key {_show(key)} is not a name ({_found(key)}): keys are field names such as "
             f"'lr'; put it in quotes if it is one")

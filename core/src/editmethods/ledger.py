@@ -92,9 +92,6 @@ class Ledger:
         self.base_names: tuple[str, ...] = ()
         #: Counts the ledger's writes (a cached fingerprint is valid while it is unchanged).
         self.version = 0
-        #: Counts every change of the model through this ledger: writes, and edits attached,
-        #: removed or committed (a cached probe of the model is valid while it is unchanged).
-        self.changes = 0
         self._fingerprint: tuple[int, str] | None = None
 
     @classmethod
@@ -133,7 +130,6 @@ class Ledger:
             if name not in self.originals and not (committed and name not in self.log):
                 new_originals[name] = model.get_parameter(name).detach().to("cpu", copy=True)
         self.version += 1
-        self.changes += 1
         write_tensors(model, values)
         self.originals.update(new_originals)
         for delta in deltas:
@@ -160,7 +156,6 @@ class Ledger:
                 tensor = added(tensor, entry.delta)
             values[name], remaining[name] = tensor, keep
         self.version += 1
-        self.changes += 1
         write_tensors(model, values)
         for name, keep in remaining.items():
             self.log[name] = keep
@@ -195,13 +190,11 @@ class Ledger:
     # -- edits -----------------------------------------------------------------------------
     def add(self, handle: EditHandle) -> None:
         self.live[handle.edit_id] = handle
-        self.changes += 1
 
     def remove(self, handle: EditHandle) -> None:
         """Forget the live edit ``handle`` (its writes are handled by :meth:`unwrite` or
         :meth:`make_permanent`)."""
         self.live.pop(handle.edit_id, None)
-        self.changes += 1
 
     def writes_of(self, edit_id: str) -> list[str]:
         """Names of the tensors whose logs hold entries of ``edit_id``."""

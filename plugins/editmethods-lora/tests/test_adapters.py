@@ -88,7 +88,8 @@ def test_all_adapters_contribute_and_rollback_keeps_the_others(tmp_path):
 def test_sequential_edits_get_one_adapter_each():
     editor = make_editor()
     state = state_copy(editor.model)
-    handles = editor.edit([FRANCE, MILES], "lora", HP, sequential=True)
+    # guard off: on a random tiny model any edit moves the guard's probe answers
+    handles = editor.edit([FRANCE, MILES], "lora", HP, sequential=True, guard=False)
     assert adapters.adapter_names(editor.model) == {h.edit_id for h in handles}
     editor.rollback_all()
     assert_same_state(editor.model, state)

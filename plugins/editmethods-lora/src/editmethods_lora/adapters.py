@@ -178,8 +178,10 @@ def activate_all(model: torch.nn.Module) -> None:
     LoraLayer = _lora_layer_cls()
     for module in model.modules():
         if isinstance(module, LoraLayer):
-            # inference_mode: applied adapters are frozen; training asks for gradients itself
-            module.set_adapter(sorted(module.lora_A.keys()), inference_mode=True)
+            # inference_mode: applied adapters are frozen; training asks for gradients itself.
+            # In the order they were attached (not sorted by their random names): their
+            # outputs are summed in this order, and the bits of a sum depend on it.
+            module.set_adapter(list(module.lora_A.keys()), inference_mode=True)
 
 
 def weights_of(model: torch.nn.Module, adapter: str) -> dict[str, torch.Tensor]:
