@@ -49,6 +49,7 @@ from editmethods.errors import (
     MissingDependencyError,
     RequestError,
 )
+from editmethods.modes import restore_training_modes, training_modes
 from editmethods.restoration import CorruptedRun
 from editmethods.scoring import model_device, target_ids
 from editmethods.tokens import subject_token_range
@@ -223,7 +224,7 @@ def causal_trace(
     if kind == "hidden":
         window = 1
     device = model_device(model)
-    was_training = model.training
+    modes = training_modes(model)
     model.eval()
     try:
         first, last = subject_token_range(tokenizer, prompt, subject)
@@ -269,7 +270,7 @@ def causal_trace(
             probs[chunk] = _restored_probs(runner, model, arch, ids, [configs[i] for i in chunk],
                                            names, clean, draws, span, answer_id, device, prefix)
     finally:
-        model.train(was_training)
+        restore_training_modes(modes)
     low = float(probs[0])
     scores = torch.full((n_tokens, n_layers), low)
     scores[first:] = probs[1:].reshape(n_tokens - first, n_layers)

@@ -30,6 +30,7 @@ from editmethods.hparams import HyperParams, load_hparams
 from editmethods.fingerprint import tensor_hash
 from editmethods.ledger import Ledger
 from editmethods.metrics.target import locality_key, locality_predictions
+from editmethods.modes import restore_training_modes, training_modes
 from editmethods.plugins import InstalledMethod, Plugins, get_plugins
 from editmethods.request_checks import as_requests, check_fits, check_metrics, check_prompt
 from editmethods.saving import read_edit, write_edit
@@ -344,14 +345,14 @@ class Editor:
         from editmethods.metrics.wild import unedited_answers
 
         with self.ledger.lock:
-            was_training = self.model.training
+            modes = training_modes(self.model)
             self.model.eval()
             try:
                 self._pre_edit_answers.update(unedited_answers(
                     self.model, self.tokenizer, list(batch), known=self._pre_edit_answers,
                     batch_size=batch_size))
             finally:
-                self.model.train(was_training)
+                restore_training_modes(modes)
 
     # -- undo ---------------------------------------------------------------------------
     def rollback(self, handle: EditHandle | None = None) -> None:
@@ -473,7 +474,7 @@ class Editor:
                               pre_edit_answers=dict(self._pre_edit_answers), batch_size=batch_size)
         results = []
         with self.ledger.lock:
-            was_training = self.model.training
+            modes = training_modes(self.model)
             self.model.eval()
             try:
                 for contributed in self.plugins.pm.hook.evaluate(
@@ -482,7 +483,7 @@ class Editor:
                 ):
                     results.extend(contributed or [])
             finally:
-                self.model.train(was_training)
+                restore_training_modes(modes)
         return EvalReport(tuple(results))
 
     def answer(self, prompt: str, *, max_new_tokens: int = 5) -> str:

@@ -54,6 +54,8 @@ import attrs
 import torch
 from attrs import validators as v
 
+from editmethods.modes import restore_training_modes, training_modes
+
 if TYPE_CHECKING:  # editmethods.stats imports this module: no import cycle at run time
     from editmethods.stats import Corpus
 
@@ -227,7 +229,7 @@ def sample_batch(model: torch.nn.Module, tokenizer: Any, settings: SamplingSetti
     rows = [starts[(first + j) % len(starts)] for j in range(settings.batch_size)]
     pad = next((int(i) for i in (getattr(tokenizer, "pad_token_id", None),
                                  getattr(tokenizer, "eos_token_id", None)) if i is not None), 0)
-    was_training = model.training
+    modes = training_modes(model)
     model.eval()
     try:
         new = generate_token_ids(
@@ -235,7 +237,7 @@ def sample_batch(model: torch.nn.Module, tokenizer: Any, settings: SamplingSetti
             top_k=settings.top_k, temperature=settings.temperature,
             banned=_banned_ids(model, tokenizer), pad_id=pad)
     finally:
-        model.train(was_training)
+        restore_training_modes(modes)
     return [tokenizer.decode(start + ids, skip_special_tokens=True)
             for start, ids in zip(rows, new)]
 

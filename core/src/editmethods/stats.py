@@ -54,6 +54,7 @@ from editmethods.errors import EditmethodsError
 from editmethods.fingerprint import model_fingerprint
 from editmethods.model_samples import MODEL_SAMPLES
 from editmethods.model_samples import factory as _model_samples_factory
+from editmethods.modes import restore_training_modes, training_modes
 from editmethods.stats_import import NPZ_PREFIX, import_second_moment
 from editmethods.tracing import trace
 
@@ -689,7 +690,7 @@ def _second_moment(model: torch.nn.Module, tokenizer: Any, module: str, corpus: 
     device = next(model.parameters()).device
     total: torch.Tensor | None = None
     n_tokens = 0
-    was_training = model.training
+    modes = training_modes(model)
     model.eval()
     started = time.perf_counter()
     try:
@@ -714,7 +715,7 @@ def _second_moment(model: torch.nn.Module, tokenizer: Any, module: str, corpus: 
                 total = k.T @ k if total is None else total.addmm_(k.T, k)
                 n_tokens += int(k.shape[0])
     finally:
-        model.train(was_training)
+        restore_training_modes(modes)
     assert total is not None
     matrix = (total / n_tokens).cpu().contiguous()
     result = SecondMoment(module=module, matrix=matrix, n_samples=len(rows), n_tokens=n_tokens,

@@ -381,7 +381,7 @@ class MethodConformance:
             unrelated = sum(moved[1:]) / len(self.unrelated_prompts)
             assert unrelated < moved[0], f"unrelated prompts moved {unrelated:.4f} >= {moved[0]:.4f}"
 
-    @pytest.mark.parametrize("mode", ["eval", "train"])
+    @pytest.mark.parametrize("mode", ["eval", "train", "mixed"])
     def test_edit_and_rollback_leave_no_trace(self, editor: Editor, mode: str) -> None:
         """No ``.grad`` on a parameter, no changed ``requires_grad``, no hook, no submodule
         and no changed training flag after an edit and after its rollback, from a model in
@@ -391,10 +391,15 @@ class MethodConformance:
         not write weights, or its update carries no weight deltas: LoRA, IKE, SERAC) may add
         hooks and submodules while the edit is live; after the rollback they must be gone.
 
-        Every module starts in the same mode: ``model.train(was_training)``, the way the
-        core and the methods restore the mode, does not keep a mixed one."""
+        In ``mixed`` mode every other module is in eval mode and the rest train (a method
+        that restores the mode with ``model.train(flag)`` is caught: use
+        :mod:`editmethods.modes`)."""
         model = editor.model
-        model.train(mode == "train")
+        model.train(mode != "eval")
+        if mode == "mixed":
+            for i, module in enumerate(model.modules()):
+                if i % 2:
+                    module.training = False
         next(iter(model.parameters())).requires_grad_(False)
         before = model_trace(model)
         handle = editor.edit(self.request(), self.method, self.hparams)

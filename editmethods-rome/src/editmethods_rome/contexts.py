@@ -15,6 +15,7 @@ from typing import Any, Sequence
 
 import torch
 
+from editmethods.modes import restore_training_modes, training_modes
 from editmethods.scoring import model_device
 
 #: MEMIT's starting words.
@@ -73,7 +74,7 @@ def generate_prefixes(
     banned = sorted({i for i in special if vocab is None or i < vocab})
     bos = next((v for v in (getattr(tokenizer, "bos_token_id", None),
                             getattr(tokenizer, "eos_token_id", None)) if v is not None), None)
-    was_training = model.training
+    modes = training_modes(model)
     model.eval()
     prefixes = [""]
     try:
@@ -91,7 +92,7 @@ def generate_prefixes(
                     text = _clean(tokenizer.decode(row, skip_special_tokens=True))
                     prefixes.append(f"{text}. " if text else "")
     finally:
-        model.train(was_training)
+        restore_training_modes(modes)
     result = tuple(prefixes)
     per_model[key] = result
     return result

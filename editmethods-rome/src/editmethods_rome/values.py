@@ -29,6 +29,7 @@ import torch
 
 from editmethods.architectures import Architecture
 from editmethods.errors import EditError
+from editmethods.modes import restore_training_modes, training_modes
 from editmethods.scoring import model_device, pad_id, target_ids
 from editmethods.tracing import trace
 from editmethods_rome.keys import lookup_index, pad_rows
@@ -123,7 +124,7 @@ def optimize_values(
     rows_of: list[list[int]] = [[] for _ in range(n)]
     for j, r in enumerate(rows):
         rows_of[r.edit].append(j)
-    was_training = model.training
+    modes = training_modes(model)
     grad_flags = [p.requires_grad for p in model.parameters()]
     model.eval()
     for p in model.parameters():  # gradients are only needed for δ
@@ -241,7 +242,7 @@ def optimize_values(
     finally:
         for p, flag in zip(model.parameters(), grad_flags):
             p.requires_grad_(flag)
-        model.train(was_training)
+        restore_training_modes(modes)
     assert delta is not None
     return ValueResult(init=v0.detach().cpu(), mean_init=v_mean.detach().cpu(),
                        delta=delta.detach().cpu(), steps=tuple(done_steps),

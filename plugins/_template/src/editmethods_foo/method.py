@@ -17,6 +17,7 @@ from torch.func import functional_call
 
 from editmethods.architectures import Architecture
 from editmethods.errors import EditError
+from editmethods.modes import restore_training_modes, training_modes
 from editmethods.scoring import model_device, target_ids
 from editmethods.types import Delta, EditRequest, Update
 from editmethods_foo.hparams import FooHyperParams
@@ -47,7 +48,7 @@ def compute_foo_update(model: torch.nn.Module, tokenizer: Any, requests: Sequenc
     name = arch.path("mlp_out", hp.layer) + ".weight"
     base = model.get_parameter(name).detach()
     weight = base.float().clone()
-    was_training = model.training
+    modes = training_modes(model)
     model.eval()  # no dropout: the same request must give the same edit
     steps, loss_value = 0, float("nan")
     try:
@@ -63,7 +64,7 @@ def compute_foo_update(model: torch.nn.Module, tokenizer: Any, requests: Sequenc
             with torch.no_grad():
                 weight = weight - hp.step_norm * grad / grad.norm().clamp_min(1e-12)
     finally:
-        model.train(was_training)
+        restore_training_modes(modes)
     delta = (weight.detach() - base.float()).cpu()
     return Update(method="foo", deltas=(Delta(param=name, dense=delta),),
                   meta={"steps": steps, "final_loss": loss_value})

@@ -14,6 +14,7 @@ from torch.func import functional_call
 
 from editmethods.architectures import Architecture, get_module, parameter_path
 from editmethods.errors import EditError
+from editmethods.modes import restore_training_modes, training_modes
 from editmethods.scoring import model_device, pad_id, pad_rows, target_ids
 from editmethods.types import Delta, EditRequest, Location, Update
 from editmethods_ft.hparams_ft import FTHyperParams
@@ -67,7 +68,7 @@ def _compute(model, tokenizer, requests, hp, location, arch, *, seq2seq: bool) -
     trained = {n: w.float().clone().requires_grad_(True) for n, w in base.items()}
     opt = torch.optim.Adam(list(trained.values()), lr=hp.lr, weight_decay=hp.weight_decay)
     device = model_device(model)
-    was_training = model.training
+    modes = training_modes(model)
     model.eval()  # no dropout: the edit must be deterministic
     # Only the trained copies need gradients: with the model's own parameters frozen for the
     # edit, backward stops at the lowest edited layer and writes no .grad into the model
@@ -99,7 +100,7 @@ def _compute(model, tokenizer, requests, hp, location, arch, *, seq2seq: bool) -
     finally:
         for p, flag in flags:
             p.requires_grad_(flag)
-        model.train(was_training)
+        restore_training_modes(modes)
     deltas = tuple(Delta(param=n, dense=(trained[n].detach() - base[n].float()).cpu()) for n in names)
     return Update(method="ft", deltas=deltas, meta={"final_loss": total / len(requests)})
 

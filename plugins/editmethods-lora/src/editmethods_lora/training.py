@@ -16,6 +16,7 @@ import torch
 from tqdm.auto import tqdm
 
 from editmethods.errors import EditError
+from editmethods.modes import restore_training_modes, training_modes
 from editmethods.scoring import model_device, pad_id, pad_rows, target_ids
 from editmethods.types import EditRequest
 from editmethods_lora import adapters
@@ -79,7 +80,7 @@ def train_adapter(model: torch.nn.Module, tokenizer: Any, requests: Sequence[Edi
     """Train a fresh adapter on ``modules``; return its matrices and a JSON summary."""
     name = f"editmethods-training-{uuid.uuid4().hex[:8]}"
     device = model_device(model)
-    was_training = model.training
+    modes = training_modes(model)
     losses: list[float] = []
     with _seeded(hp.seed, device), _frozen(model):
         adapters.attach(model, name, modules, rank=hp.rank, lora_alpha=hp.lora_alpha,
@@ -112,7 +113,7 @@ def train_adapter(model: torch.nn.Module, tokenizer: Any, requests: Sequence[Edi
                     break
             weights = adapters.weights_of(model, name)
         finally:
-            model.train(was_training)
+            restore_training_modes(modes)
             adapters.detach(model, name)
     meta = {
         "modules": list(modules),
