@@ -133,6 +133,53 @@ def test_a_stopped_run_keeps_the_finished_results(bench, monkeypatch):
     assert labels(suite, "cf")[0] == ["A", "B"]
 
 
+class InterruptAt(Interrupting):
+    """Raises KeyboardInterrupt at the ``at``-th edit (a session that ends mid-run)."""
+
+    at: int | None = None
+    calls_seen = 0
+
+    @hookimpl
+    def compute_update(self, method, model, hparams, location, architecture):
+        self.calls_seen += 1
+        if self.at is not None and self.calls_seen == self.at:
+            raise KeyboardInterrupt
+        return AddMethod.compute_update(self, method, model, hparams, location, architecture)
+
+
+def test_a_run_stopped_half_way_resumes_from_its_next_case(bench, tmp_path):
+    uninterrupted, _ = bench["run"](only=["A"])
+    expected = [r.to_dict() for d in uninterrupted.datasets for r in d.result.runs]
+
+    config, out = bench["config"], tmp_path / "resumed"
+    method = InterruptAt()
+    method.at = 3  # cases 0 and 1 of 'cf' finish, case 2 is interrupted
+    plugins = make_plugins(method)
+    load = lambda: Editor(tiny_model("gpt2"), tiny_tokenizer(), plugins=plugins)  # noqa: E731
+    with pytest.raises(KeyboardInterrupt):
+        run_suite(config, out, progress=False, echo=lambda line: None, load_editor=load,
+                  plugins=plugins, chart=False, only=["A"])
+    partial = out / "runs" / "cf" / "a.cases.jsonl"
+    assert len(partial.read_text().splitlines()) == 1 + 2  # the key, then two cases
+    assert not (out / "runs" / "cf" / "a.json").exists()
+
+    method.at, method.calls_seen = None, 0
+    lines: list[str] = []
+    resumed = run_suite(config, out, progress=False, echo=lines.append, load_editor=load,
+                        plugins=plugins, chart=False, only=["A"])
+    assert "A on cf: 3 cases, mode single, resuming after 2 finished earlier" in "\n".join(lines)
+    assert method.calls_seen == 1 + 1  # only case 2 of 'cf' and the one case of 'small' ran
+    assert not partial.exists()
+    record = json.loads((out / "runs" / "cf" / "a.json").read_text())
+    assert record["resumed_cases"] == 2
+    got = [r.to_dict() for d in resumed.datasets for r in d.result.runs]
+    assert len(got) == len(expected) == 2
+    for a, b in zip(got, expected):  # the same numbers as the uninterrupted run (but time)
+        quality = lambda r: {p: m for p, m in r["metrics"].items() if p != "cost"}  # noqa: E731
+        assert quality(a) == quality(b) and quality(a)
+        assert a["metrics"]["cost"].keys() == b["metrics"]["cost"].keys()
+
+
 def test_a_crashing_run_is_reported_and_the_next_one_runs(bench, monkeypatch):
     import editmethods.bench_suite as suite_module
 

@@ -100,6 +100,9 @@ class ResultStore:
     def run_path(self, dataset: str, label: str) -> Path:
         return self.root / "runs" / slug(dataset) / f"{slug(label)}.json"
 
+    def cases_path(self, dataset: str, label: str) -> Path:
+        return self.root / "runs" / slug(dataset) / f"{slug(label)}.cases.jsonl"
+
     def unedited_path(self, dataset: str) -> Path:
         return self.root / "runs" / slug(dataset) / "_unedited.json"
 
@@ -125,5 +128,64 @@ def key_sha256(key: Mapping[str, Any]) -> str:
     return sha256_text(canonical(key))
 
 
-__all__ = ["ResultStore", "SCHEMA", "atomic_write_bytes", "atomic_write_json",
+class CaseFile:
+    """The finished cases of one unfinished run, one JSON line each, next to its result
+    (``runs/<dataset>/<label>.cases.jsonl``): a run stopped half-way (a session that ends, a
+    crash) resumes from its next case. The first line holds the run's key; cases of a run
+    with another key are ignored and overwritten. A line cut off by a crash is ignored.
+
+    :param path: the file.
+    :param key: what the run's numbers depend on (as for :meth:`ResultStore.write`).
+    """
+
+    def __init__(self, path: str | Path, key: Mapping[str, Any]) -> None:
+        self.path = Path(path)
+        self.key = key_sha256(key)
+
+    def read(self) -> dict[int, dict[str, Any]]:
+        try:
+            lines = self.path.read_text().splitlines()
+        except (OSError, UnicodeDecodeError):
+            return {}
+        try:
+            head = json.loads(lines[0]) if lines else None
+        except ValueError:
+            return {}
+        if not isinstance(head, dict) or head.get("key_sha256") != self.key:
+            return {}
+        cases: dict[int, dict[str, Any]] = {}
+        for line in lines[1:]:
+            try:
+                entry = json.loads(line)
+            except ValueError:
+                continue  # the last line of a run that was killed while writing it
+            if isinstance(entry, dict) and isinstance(entry.get("index"), int):
+                cases[entry["index"]] = entry
+        return cases
+
+    def write(self, index: int, entry: Mapping[str, Any]) -> None:
+        from editmethods.commands._common import clean_json
+
+        if not self.read() and not self._has_head():
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            atomic_write_text(self.path, json.dumps({"schema": SCHEMA, "key_sha256": self.key}) + "\n")
+        line = json.dumps(clean_json({"index": index, **entry}), default=str, allow_nan=False)
+        with self.path.open("a") as fh:
+            fh.write(line + "\n")
+            fh.flush()
+            os.fsync(fh.fileno())
+
+    def _has_head(self) -> bool:
+        try:
+            with self.path.open() as fh:
+                head = json.loads(fh.readline())
+        except (OSError, ValueError):
+            return False
+        return isinstance(head, dict) and head.get("key_sha256") == self.key
+
+    def remove(self) -> None:
+        self.path.unlink(missing_ok=True)
+
+
+__all__ = ["CaseFile", "ResultStore", "SCHEMA", "atomic_write_bytes", "atomic_write_json",
            "atomic_write_text", "canonical", "key_sha256", "sha256_file", "slug"]

@@ -27,6 +27,7 @@ import attrs
 
 from editmethods.bench_config import BenchConfig, DatasetSpec, PlannedRun
 from editmethods.bench_store import (
+    CaseFile,
     ResultStore,
     atomic_write_json,
     atomic_write_text,
@@ -266,13 +267,18 @@ def run_suite(
             skipped[name][label] = reason
             continue
         requests = session.requests(name, resolved.spec.n)
-        echo(f"{where}: {len(requests)} cases, mode {resolved.mode} ...")
+        cases = CaseFile(store.cases_path(name, label), key)
+        if force and (not only or label in only):
+            cases.remove()
+        resumed = len(cases.read())
+        echo(f"{where}: {len(requests)} cases, mode {resolved.mode}"
+             + (f", resuming after {resumed} finished earlier" if resumed else "") + " ...")
         start = time.perf_counter()
         try:
             result = evaluate_method(editor, resolved.run.method, resolved.run.hparams, requests,
                                      mode=resolved.mode, metrics=config.metrics,
                                      batch_size=batch_size, label=label, progress=progress,
-                                     overrides=resolved.run.overrides)
+                                     overrides=resolved.run.overrides, cases=cases)
         except EditmethodsError as exc:
             skipped[name][label] = f"failed: {exc}"
             echo(f"{where}: failed: {exc}")
@@ -289,8 +295,9 @@ def run_suite(
             continue
         wall = time.perf_counter() - start
         store.write(path, key, dataset=name, label=label, wall_seconds=wall,
-                    finished=time.strftime("%Y-%m-%dT%H:%M:%S%z"), process_max_rss_mb=_max_rss_mb(),
+                    resumed_cases=resumed, finished=time.strftime("%Y-%m-%dT%H:%M:%S%z"), process_max_rss_mb=_max_rss_mb(),
                     result=result.to_dict(per_case=True))
+        cases.remove()  # the run's result holds them now
         done[name].append(result)
         echo(f"{where}: done in {wall:.1f} s ({wall / max(1, len(requests)):.2f} s per case)")
         save()

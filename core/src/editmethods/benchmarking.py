@@ -34,7 +34,7 @@ import statistics
 import threading
 import time
 from pathlib import Path
-from typing import Any, Callable, Iterable, Mapping, Sequence
+from typing import Any, Callable, Iterable, Mapping, Protocol, Sequence
 
 import attrs
 import torch
@@ -146,6 +146,29 @@ class PeakMemory:
             if self._thread is not None:
                 self._thread.join()
             self.peak = max(0, max(self._max, self._read() or 0) - self._base)
+
+
+class CaseLog(Protocol):
+    """Where :func:`evaluate_method` keeps the cases of a ``single`` run as they finish
+    (:class:`editmethods.bench_store.CaseFile` writes them next to the run's result)."""
+
+    def read(self) -> dict[int, dict[str, Any]]:
+        """The finished cases by index (empty when none, or when they were for another run)."""
+
+    def write(self, index: int, entry: dict[str, Any]) -> None:
+        """Keep case ``index`` (written before the next case starts)."""
+
+
+def _restore_case(kept: Mapping[str, Any], request: EditRequest, reports: list[EvalReport],
+                  seconds: list[float], peaks: list[int], failures: list[dict[str, Any]],
+                  failed: set[int]) -> None:
+    if kept.get("report") is not None:
+        reports.append(EvalReport.from_dict(kept["report"]))
+    seconds.extend(float(x) for x in kept.get("seconds", ()))
+    peaks.extend(int(x) for x in kept.get("peaks", ()))
+    if kept.get("failures"):
+        failures.extend(kept["failures"])
+        failed.add(id(request))
 
 
 # -- merging per-edit reports ---------------------------------------------------------------
@@ -288,6 +311,7 @@ def evaluate_method(
     progress: bool = True,
     seed: int | None = 0,
     overrides: Mapping[str, Any] | None = None,
+    cases: CaseLog | None = None,
 ) -> RunResult:
     """Edit ``requests`` with ``method`` in ``mode``, measure, and restore the model.
 
@@ -298,6 +322,10 @@ def evaluate_method(
     :param metrics: metric names to compute (``None``: every metric whose inputs exist).
     :param seed: ``torch.manual_seed`` before the run (``None``: leave the generator alone).
     :param overrides: hyper-parameter values that replace those of ``hparams``.
+    :param cases: in ``single`` mode, where each finished case is written as it finishes
+        and read back instead of being run again (a long run resumes where it stopped). Each
+        case is seeded with ``seed + its index``, so a resumed run computes what an
+        uninterrupted one would.
     :return: a :class:`RunResult`; edits that raised are listed in ``failures`` and left
         out of the report.
     :raises EditmethodsError: on bad input (unknown method, bad hparams, bad mode) before
@@ -348,11 +376,25 @@ def evaluate_method(
     reports: list[EvalReport] = []
     try:
         if mode == "single":
-            for r in _progress(requests, len(requests), label, progress):
-                if edit([r]) is None:
+            finished = cases.read() if cases is not None else {}
+            for index, r in enumerate(_progress(requests, len(requests), label, progress)):
+                kept = finished.get(index)
+                if kept is not None:  # finished in an earlier, interrupted run
+                    _restore_case(kept, r, reports, seconds, peaks, failures, failed)
                     continue
-                reports.append(editor.evaluate([r], metrics=metrics, batch_size=batch_size))
-                editor.rollback_all()
+                if seed is not None:
+                    torch.manual_seed(seed + index)
+                n_failures, n_seconds, n_peaks = len(failures), len(seconds), len(peaks)
+                report = None
+                if edit([r]) is not None:
+                    report = editor.evaluate([r], metrics=metrics, batch_size=batch_size)
+                    reports.append(report)
+                    editor.rollback_all()
+                if cases is not None:
+                    cases.write(index, {
+                        "report": report.to_dict(per_case=True) if report is not None else None,
+                        "seconds": seconds[n_seconds:], "peaks": peaks[n_peaks:],
+                        "failures": failures[n_failures:]})
         else:
             # Locality compares against the unedited model for every request.
             editor.remember_unedited(requests)
