@@ -9,17 +9,20 @@ from editmethods.architectures import Architecture
 from editmethods.editor import Editor
 from editmethods.errors import (
     ArchitectureError,
+    ArgumentError,
     CollapseError,
     EditError,
     EditmethodsError,
     HyperParamsError,
     MethodError,
+    MissingDependencyError,
     ModelLoadError,
     RequestError,
     RollbackError,
     SavedEditError,
 )
 from editmethods.evaluation import EvalReport
+from editmethods.guard import Guard
 from editmethods.hookspecs import hookimpl
 from editmethods.hparams import HyperParams, load_hparams
 from editmethods.pipeline import Pipeline
@@ -38,9 +41,9 @@ from editmethods.types import (
 )
 
 __all__ = [
-    "Architecture", "ArchitectureError", "CollapseError", "Delta", "EditError", "EditHandle",
-    "EditRequest", "Editor", "EditmethodsError", "EvalContext", "EvalReport", "HyperParams",
-    "HyperParamsError", "Location", "MethodError", "MethodSpec", "MetricResult", "ModelAlias",
-    "ModelLoadError", "Pipeline", "Plugins", "PromptAnswer", "RequestError", "RollbackError",
+    "Architecture", "ArchitectureError", "ArgumentError", "CollapseError", "Delta", "EditError",
+    "EditHandle", "EditRequest", "Editor", "EditmethodsError", "EvalContext", "EvalReport", "Guard",
+    "HyperParams", "HyperParamsError", "Location", "MethodError", "MethodSpec", "MetricResult",
+    "MissingDependencyError", "ModelAlias", "ModelLoadError", "Pipeline", "Plugins", "PromptAnswer", "RequestError", "RollbackError",
     "SavedEditError", "Update", "get_plugins", "hookimpl", "load_hparams",
 ]
