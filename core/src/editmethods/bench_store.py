@@ -166,7 +166,7 @@ class CaseFile:
     def write(self, index: int, entry: Mapping[str, Any]) -> None:
         from editmethods.commands._common import clean_json
 
-        if not self.read() and not self._has_head():
+        if not self._has_head():  # a new file, or one left by a run with another key
             self.path.parent.mkdir(parents=True, exist_ok=True)
             atomic_write_text(self.path, json.dumps({"schema": SCHEMA, "key_sha256": self.key}) + "\n")
         line = json.dumps(clean_json({"index": index, **entry}), default=str, allow_nan=False)
