@@ -28,7 +28,7 @@ TABLES = (("smollm2", HERE / "smollm2.yaml", Path("smollm2")),
 
 
 def _missing_data(config) -> list[str]:
-    from editmethods.loaders import resolve_data_path
+    from editmethods.evaluation.loaders import resolve_data_path
 
     missing = []
     for spec in config.datasets.values():
@@ -43,8 +43,8 @@ def _missing_data(config) -> list[str]:
 def run_table(name: str, config_path: Path, out_dir: Path, *, n: int | None, force: bool,
               progress: bool = True):
     """One table's suite, or ``None`` (with the reason printed) when it cannot run here."""
-    from editmethods.bench_config import load_bench_config
-    from editmethods.bench_suite import run_suite
+    from editmethods.evaluation.bench_config import load_bench_config
+    from editmethods.evaluation.bench_suite import run_suite
     from editmethods.errors import EditmethodsError
 
     config = load_bench_config(config_path)
@@ -66,8 +66,8 @@ def run_table(name: str, config_path: Path, out_dir: Path, *, n: int | None, for
 
 def splice_readme(readme: Path, blocks: dict[str, str]) -> None:
     """Write each block between its markers in ``readme`` (atomically)."""
-    from editmethods.bench_store import atomic_write_text
-    from editmethods.reporting import splice_marked
+    from editmethods.evaluation.bench_store import atomic_write_text
+    from editmethods.evaluation.reporting import splice_marked
 
     text = readme.read_text()
     for name, content in blocks.items():

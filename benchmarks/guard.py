@@ -44,7 +44,7 @@ SMOLLM2 = "smollm2-135m"
 def _requests(n: int, order: str = "interleaved") -> list:
     """The first ``n`` cases of the test split, in file order (a person's five facts one
     after another) or subject-interleaved (distinct people first)."""
-    from editmethods.loaders import load_requests
+    from editmethods.evaluation.loaders import load_requests
     from rome_memit_eval import interleave_subjects
 
     requests = load_requests("pkg:editmethods_testbed/data/test.json")
@@ -52,7 +52,7 @@ def _requests(n: int, order: str = "interleaved") -> list:
 
 
 def _hparams(editor: Any, method: str, model: str) -> Path | None:
-    from editmethods.benchmarking import reference_hparams
+    from editmethods.evaluation.benchmarking import reference_hparams
 
     return reference_hparams(editor.plugins, method, model)
 

@@ -19,7 +19,7 @@ import torch
 
 import editmethods_lora.plugin
 from editmethods import Editor
-from editmethods.loaders import load_requests
+from editmethods.evaluation.loaders import load_requests
 from editmethods.plugins import Plugins
 
 ROOT = Path(__file__).resolve().parents[1]

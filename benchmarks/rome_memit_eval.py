@@ -6,13 +6,13 @@ Cases are taken in subject-interleaved order (one fact of every subject before t
 of any; the split files list a person's five facts together).
 ROME: each of the first N cases is edited alone, measured, and rolled back before the next.
 MEMIT: the first B cases are edited in one batch, measured, and rolled back, for each B.
-Metrics (``editmethods.metrics``): efficacy / paraphrase (P[new] > P[true] by mean token
+Metrics (``editmethods.evaluation.metrics``): efficacy / paraphrase (P[new] > P[true] by mean token
 NLL), neighborhood (P[true] > P[new] on other subjects), their harmonic mean (score),
 relation specificity (exact match of the same subject's other facts, against the truth; its
 value before any edit is printed too, as the ceiling) and, stricter than neighborhood, the
 teacher-forced agreement with the unedited model on the neighbourhood prompts
 (``locality_neighborhood``). In a batch, neighbourhood prompts about a fact another edit of
-the batch rewrites are left out (``editmethods.metrics.overlap``); how many, and
+the batch rewrites are left out (``editmethods.evaluation.metrics.overlap``); how many, and
 neighborhood with them counted, are reported too.
 
 For MEMIT batches the distinctness of the edited subjects' keys is printed at each edit layer:
@@ -43,7 +43,7 @@ def load(model: str, split: str, n: int, data_dir: str | None = None):
 
     torch.set_num_threads(1)
     from editmethods import Editor
-    from editmethods.loaders import load_requests
+    from editmethods.evaluation.loaders import load_requests
 
     editor = Editor.from_pretrained(model)
     requests = interleave_subjects(load_requests(split_path(split, data_dir)))[:n]
@@ -57,7 +57,7 @@ def split_path(split: str, data_dir: str | None) -> str:
 
 def other_subjects(split: str, data_dir: str | None, n: int = 200) -> list:
     """One request per subject of the train split (never edited here), for key overlap."""
-    from editmethods.loaders import load_requests
+    from editmethods.evaluation.loaders import load_requests
 
     if split == "train":
         return []

@@ -38,7 +38,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 
 def _requests(n: int, data: str | None = None) -> list:
-    from editmethods.loaders import load_requests
+    from editmethods.evaluation.loaders import load_requests
 
     out: list = []
     for split in ((data,) if data else ("test", "val", "train")):
@@ -70,7 +70,7 @@ def _floors(editor: Any, request: Any, hp: Any, steps: int, repeats: int = 3) ->
     the v* rows (every layer, position and logit)."""
     import torch
     from editmethods.scoring import pad_id
-    from editmethods.tracing import trace
+    from editmethods.toolkit.tracing import trace
     from editmethods_rome.contexts import generate_prefixes
     from editmethods_rome.keys import pad_rows
     from editmethods_rome.upper_pass import UpperPass
@@ -198,7 +198,7 @@ def stats_table(editor: Any, hp_path: Path, repeats: int = 3) -> None:
     """Second-moment tokens/s for the ROME layer against a plain forward of the whole model."""
     import torch
     from editmethods.hparams import load_hparams
-    from editmethods.stats import resolve_corpus, second_moment
+    from editmethods.toolkit.stats import resolve_corpus, second_moment
     from editmethods_rome import ROMEHyperParams
 
     hp = load_hparams(ROMEHyperParams, hp_path, method="rome")
@@ -219,7 +219,7 @@ def stats_table(editor: Any, hp_path: Path, repeats: int = 3) -> None:
         return time.perf_counter() - start
 
     def forward_pass() -> float:
-        from editmethods.stats import _batches
+        from editmethods.toolkit.stats import _batches
 
         start = time.perf_counter()
         with torch.no_grad():
@@ -242,7 +242,7 @@ def stats_table(editor: Any, hp_path: Path, repeats: int = 3) -> None:
 
 def trace_table(editor: Any, requests: list, n: int) -> None:
     """Seconds for the three kinds of causal trace of each of ``n`` prompts."""
-    from editmethods.causal_trace import trace_all
+    from editmethods.toolkit.causal_trace import trace_all
 
     times = []
     for r in requests[:n]:

@@ -40,8 +40,8 @@ def main(argv: list[str] | None = None) -> int:
 
     torch.set_num_threads(1)
     from editmethods import Editor
-    from editmethods.benchmarking import MethodRun, run_benchmark
-    from editmethods.loaders import load_requests
+    from editmethods.evaluation.benchmarking import MethodRun, run_benchmark
+    from editmethods.evaluation.loaders import load_requests
 
     from editmethods.hparams import parse_value, read_mapping
 
@@ -60,7 +60,7 @@ def main(argv: list[str] | None = None) -> int:
     requests = load_requests(args.data, limit=args.n, offset=args.offset)
     import attrs
 
-    from editmethods.reporting import headline_table
+    from editmethods.evaluation.reporting import headline_table
 
     def key(run):
         rep = run.report

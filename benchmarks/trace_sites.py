@@ -4,7 +4,7 @@
 
 For each of the first N test facts the model answers correctly (distinct subjects), the
 subject's embeddings are corrupted and one hidden state at a time is restored
-(``editmethods.causal_trace``). Printed: the share of the answer's probability
+(``editmethods.toolkit.causal_trace``). Printed: the share of the answer's probability
 (restored − corrupted) / (clean − corrupted) that the best single layer recovers at the
 subject's last token, at any subject token, and at the prompt's last token. ROME and MEMIT
 edit the MLPs at the subject's last token; they are at home on a model where that site carries
@@ -25,8 +25,8 @@ def main(argv: list[str] | None = None) -> int:
     from tqdm.auto import tqdm
 
     from editmethods import Editor
-    from editmethods.causal_trace import causal_trace
-    from editmethods.loaders import load_requests
+    from editmethods.toolkit.causal_trace import causal_trace
+    from editmethods.evaluation.loaders import load_requests
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--model", default="testbed-gpt2")

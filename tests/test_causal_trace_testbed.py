@@ -11,7 +11,7 @@ import pytest
 import torch
 
 from editmethods import Editor
-from editmethods.causal_trace import causal_trace, embedding_noise_scale, strongest_layer
+from editmethods.toolkit.causal_trace import causal_trace, embedding_noise_scale, strongest_layer
 from editmethods.plugins import Plugins
 
 pytestmark = pytest.mark.slow
@@ -25,7 +25,7 @@ def setup():
                                   reason="editmethods-testbed is not installed")
     model = testing.require_reference("gpt2")
     import editmethods_testbed
-    from editmethods.loaders import load_requests
+    from editmethods.evaluation.loaders import load_requests
 
     editor = Editor.from_pretrained(model, plugins=Plugins(entry_points=False))
     # facts the model knows: its greedy answer is the ground truth

@@ -16,10 +16,10 @@ import pytest
 import torch
 
 from editmethods import Editor
-from editmethods.benchmarking import reference_hparams
+from editmethods.evaluation.benchmarking import reference_hparams
 from editmethods.errors import EditmethodsError
 from editmethods.hparams import load_hparams
-from editmethods.loaders import load_requests
+from editmethods.evaluation.loaders import load_requests
 from editmethods.plugins import get_plugins
 
 MODEL = "testbed-gpt2"

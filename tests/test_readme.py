@@ -32,7 +32,7 @@ def test_readme_opens_with_the_two_commands():
 def test_make_bench_splices_both_tables_into_the_readme(tmp_path):
     import importlib.util
 
-    from editmethods.reporting import markers, splice_marked
+    from editmethods.evaluation.reporting import markers, splice_marked
 
     text = README.read_text()
     starts = [text.index(markers(name)[0]) for name in ("smollm2", "testbed")]

@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from editmethods import EditRequest, Editor
-from editmethods.benchmarking import reference_hparams
+from editmethods.evaluation.benchmarking import reference_hparams
 from editmethods.errors import SavedEditError
 from editmethods.plugins import get_plugins
 from editmethods.testing import assert_same_state, state_copy

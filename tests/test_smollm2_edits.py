@@ -14,7 +14,7 @@ import pytest
 from editmethods import Editor
 from editmethods.fingerprint import model_fingerprint
 from editmethods.hparams import load_hparams
-from editmethods.loaders import load_requests
+from editmethods.evaluation.loaders import load_requests
 from editmethods.plugins import get_plugins
 
 pytestmark = pytest.mark.slow
@@ -41,7 +41,7 @@ def requests_():
 
 
 def shipped(method: str):
-    from editmethods.benchmarking import reference_hparams
+    from editmethods.evaluation.benchmarking import reference_hparams
 
     path = reference_hparams(get_plugins(), method, ALIAS)
     assert path is not None, f"{method} ships no hparams for {ALIAS}"

@@ -11,7 +11,7 @@ import pytest
 import torch
 
 from editmethods import EditRequest, Editor
-from editmethods.benchmarking import reference_hparams
+from editmethods.evaluation.benchmarking import reference_hparams
 from editmethods.testing import assert_same_state, state_copy
 
 MODEL = "testbed-gpt2"

@@ -30,20 +30,20 @@ def editor():
 @pytest.fixture(scope="module")
 def request_0(editor):
     import editmethods_testbed
-    from editmethods.loaders import load_requests
+    from editmethods.evaluation.loaders import load_requests
 
     (req,) = load_requests(editmethods_testbed.data_path("test"), limit=1)
     return req
 
 
 def test_an_edit_that_takes_is_said_and_the_unedited_model_does_not_say_it(editor, request_0):
-    from editmethods.benchmarking import reference_hparams
+    from editmethods.evaluation.benchmarking import reference_hparams
 
     req = request_0  # "Wendel Grimoth was born in" Mulenvos -> Warsaw
     before = editor.evaluate([req], metrics=WILD)
     assert before["gen_efficacy"].value == 0.0 and before["gen_efficacy"].protocol == "wild"
     assert "gen_locality" not in before  # no unedited answers recorded yet
-    editor.remember_unedited_answers([req])
+    editor.remember_unedited([req], generation=True)
     hparams = reference_hparams(editor.plugins, "ft", "testbed-gpt2")
     handle = editor.edit(req, "ft", hparams)
     try:

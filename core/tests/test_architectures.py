@@ -8,7 +8,7 @@ import torch
 from editmethods import Architecture, ArchitectureError, Editor
 from editmethods.architectures import BUILTIN, weight_layout
 from editmethods.testing import make_plugins, tiny_model, tiny_tokenizer
-from editmethods.tracing import first_tensor, trace
+from editmethods.toolkit.tracing import first_tensor, trace
 
 TYPES = ["gpt2", "gptj", "gpt_neox", "llama", "mistral", "qwen2", "t5"]
 

@@ -36,7 +36,7 @@ from editmethods.errors import (
     ModelLoadError,
     RequestError,
 )
-from editmethods.loaders import DatasetError, load_requests
+from editmethods.evaluation.loaders import DatasetError, load_requests
 from editmethods.plugins import ENV_VAR, reset_plugins
 from editmethods.request_checks import (
     as_requests,
@@ -854,7 +854,7 @@ def test_cli_out_into_a_read_only_folder_as_seen_by_os_access(workspace, model_d
 def test_cli_unexpected_error_is_one_line(workspace, model_dir, capsys, monkeypatch):
     # A bug (any exception that is not an EditmethodsError) still ends in one line, not a
     # traceback; EDITMETHODS_DEBUG=1 lets it through.
-    import editmethods.loaders as loaders
+    import editmethods.evaluation.loaders as loaders
 
     def broken(*args: Any, **kwargs: Any) -> Any:
         raise KeyError("boom")
@@ -890,7 +890,7 @@ TRACE_CASES: list[tuple[str, dict[str, Any], type, str, str]] = [
 @pytest.mark.parametrize("changes,error,field,fix", [c[1:] for c in TRACE_CASES],
                          ids=[c[0] for c in TRACE_CASES])
 def test_causal_trace_refuses(changes, error, field, fix):
-    from editmethods.causal_trace import causal_trace
+    from editmethods.toolkit.causal_trace import causal_trace
 
     model = tiny_model("gpt2")
     state = state_copy(model)
@@ -903,7 +903,7 @@ def test_causal_trace_refuses(changes, error, field, fix):
 
 
 def test_plot_without_matplotlib_names_the_install(monkeypatch, tmp_path):
-    from editmethods.causal_trace import plot_traces
+    from editmethods.toolkit.causal_trace import plot_traces
 
     monkeypatch.setitem(sys.modules, "matplotlib", None)
     with pytest.raises(MissingDependencyError, match=r"needs matplotlib.*pip install 'editmethods\[plots\]'"):

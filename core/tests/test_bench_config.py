@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from editmethods.bench_config import load_bench_config
+from editmethods.evaluation.bench_config import load_bench_config
 from editmethods.errors import HyperParamsError
 
 BENCHMARKS = Path(__file__).resolve().parents[2] / "benchmarks"

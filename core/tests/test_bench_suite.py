@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 from editmethods import Editor
-from editmethods.bench_config import structure_bench_config
-from editmethods.bench_store import ResultStore, atomic_write_text
-from editmethods.bench_suite import run_suite
+from editmethods.evaluation.bench_config import structure_bench_config
+from editmethods.evaluation.bench_store import ResultStore, atomic_write_text
+from editmethods.evaluation.bench_suite import run_suite
 from editmethods.hookspecs import hookimpl
 from editmethods.testing import AddMethod, make_plugins, tiny_model, tiny_tokenizer
 
@@ -181,7 +181,7 @@ def test_a_run_stopped_half_way_resumes_from_its_next_case(bench, tmp_path):
 
 
 def test_a_crashing_run_is_reported_and_the_next_one_runs(bench, monkeypatch):
-    import editmethods.bench_suite as suite_module
+    import editmethods.evaluation.bench_suite as suite_module
 
     real = suite_module.evaluate_method
 

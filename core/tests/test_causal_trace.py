@@ -11,7 +11,7 @@ from click.testing import CliRunner
 
 from editmethods import EditRequest
 from editmethods.architectures import BUILTIN
-from editmethods.causal_trace import (
+from editmethods.toolkit.causal_trace import (
     KINDS,
     causal_trace,
     default_window,
@@ -161,9 +161,9 @@ def _one_state_at_a_time(model, tok, prompt, subject, kind, samples, noise):
     """The paper's procedure written plainly: one forward pass of the whole prompt per
     restored state and noise draw, full logits."""
     from editmethods.architectures import BUILTIN
-    from editmethods.causal_trace import _ROLE, default_window
+    from editmethods.toolkit.causal_trace import _ROLE, default_window
     from editmethods.tokens import subject_token_range
-    from editmethods.tracing import trace
+    from editmethods.toolkit.tracing import trace
 
     arch = BUILTIN[model.config.model_type]
     n_layers = arch.n_layers(model)

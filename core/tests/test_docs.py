@@ -46,7 +46,7 @@ def test_every_hook_has_a_test(hook):
 
 
 MODULES = ["editmethods", "editmethods.types", "editmethods.hparams", "editmethods.architectures",
-           "editmethods.tracing", "editmethods.evaluation", "editmethods.editor",
+           "editmethods.toolkit.tracing", "editmethods.eval_report", "editmethods.editor",
            "editmethods.model_loading"]
 
 

@@ -80,6 +80,39 @@ def test_hook_evaluate_reports_reliability_and_locality(editor, request_fr):
     assert report["locality"].n == 1  # pre-edit predictions were recorded by edit()
 
 
+def test_hook_remember_unedited_sees_the_unedited_model_and_reaches_evaluate(request_fr):
+    """A metric plugin records on the model before the edit is applied (and only then), and
+    reads it back in ``context.unedited``; ``generation=True`` reaches it too."""
+    from editmethods import MetricResult
+
+    name = "transformer.h.1.mlp.c_proj.weight"
+
+    class DriftMetric:
+        calls: list[bool] = []
+
+        @hookimpl
+        def remember_unedited(self, model, requests, memory, generation):
+            self.calls.append(generation)
+            memory.setdefault("drift", {}).setdefault(
+                "w", model.get_parameter(name).detach().clone())
+
+        @hookimpl
+        def evaluate(self, model, context):
+            before = context.unedited["drift"]["w"]
+            moved = float((model.get_parameter(name).detach() - before).abs().max())
+            return [MetricResult("drift", moved, "test", 1)]
+
+    metric = DriftMetric()
+    editor = Editor(tiny_model("gpt2"), tiny_tokenizer(), plugins=make_plugins(AddMethod(), metric))
+    editor.edit(request_fr, "add", {"layers": [1], "value": 0.25})
+    editor.edit(request_fr, "add", {"layers": [1], "value": 0.25})  # recorded once: first edit's
+    assert editor.evaluate([request_fr])["drift"].value == pytest.approx(0.5)
+    editor.remember_unedited([request_fr], generation=True)
+    assert metric.calls == [False, False, True]
+    editor.rollback_all()
+    assert editor.evaluate([request_fr])["drift"].value == 0.0
+
+
 def test_hook_locate_can_choose_the_layers(request_fr):
     from editmethods import Location
 

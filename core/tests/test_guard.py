@@ -108,7 +108,7 @@ def test_refuses_a_model_whose_mlp_weights_were_scaled(testbed):
 @pytest.mark.slow
 @pytest.mark.parametrize("method", ["ft", "rome"])
 def test_passes_after_a_good_edit(testbed, method):
-    from editmethods.benchmarking import reference_hparams
+    from editmethods.evaluation.benchmarking import reference_hparams
 
     guard = Guard()
     hparams = reference_hparams(testbed.plugins, method, "testbed-gpt2")
@@ -130,8 +130,8 @@ def test_refuses_mends_collapsing_sequence(testbed):
     """MEND's edits of one person's facts in a row on testbed-gpt2 (the split's file order):
     the first two pass, the collapse that follows (answers turn to " a") is refused.
     Measured with benchmarks/guard.py: edit 3 keeps 1 of the 8 answers, perplexity x2.0."""
-    from editmethods.benchmarking import reference_hparams
-    from editmethods.loaders import load_requests
+    from editmethods.evaluation.benchmarking import reference_hparams
+    from editmethods.evaluation.loaders import load_requests
 
     hparams = reference_hparams(testbed.plugins, "mend", "testbed-gpt2")
     if hparams is None:

@@ -7,7 +7,7 @@ import math
 import pytest
 from editmethods import EvalReport, MetricResult
 from editmethods.intervals import bootstrap, metric_interval, wilson
-from editmethods.reporting import format_result
+from editmethods.evaluation.reporting import format_result
 
 
 @pytest.mark.parametrize("successes, n, low, high", [

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from editmethods.loaders import DatasetError, detect_format, load_requests, read_records
+from editmethods.evaluation.loaders import DatasetError, detect_format, load_requests, read_records
 
 DATA = Path(__file__).resolve().parents[3] / "shared" / "data"
 

@@ -8,10 +8,10 @@ import attrs
 import pytest
 
 from editmethods import EditRequest, Editor, EvalReport, MetricResult, PromptAnswer
-from editmethods.benchmarking import evaluate_method, merge_reports
+from editmethods.evaluation.benchmarking import evaluate_method, merge_reports
 from editmethods.fingerprint import model_fingerprint
-from editmethods.metrics.counterfact import harmonic_mean
-from editmethods.metrics.fluency import ngram_entropy_of
+from editmethods.evaluation.metrics.counterfact import harmonic_mean
+from editmethods.evaluation.metrics.fluency import ngram_entropy_of
 from editmethods.plugins import Plugins
 from editmethods.testing import tiny_model, tiny_tokenizer
 
@@ -81,7 +81,7 @@ def test_a_neighbour_that_the_batch_rewrites_is_not_counted_as_spill_over(editor
 
 
 def test_the_unedited_baseline_groups_requests_as_the_mode_does(editor):
-    from editmethods.benchmarking import evaluate_unedited
+    from editmethods.evaluation.benchmarking import evaluate_unedited
 
     a = req()
     spain = req(prompt="The capital of Spain is", subject="Spain", target_new="Lisbon",
@@ -95,7 +95,7 @@ def test_the_unedited_baseline_groups_requests_as_the_mode_does(editor):
 
 
 def test_rewritten_pairs_need_the_whole_subject_and_the_old_object():
-    from editmethods.metrics.overlap import rewritten_by_batch
+    from editmethods.evaluation.metrics.overlap import rewritten_by_batch
 
     a = req(locality=[PromptAnswer("The capital of Spain is", "Madrid", "neighborhood"),
                       PromptAnswer("The capital of Spainland is", "Madrid", "neighborhood"),
@@ -177,9 +177,9 @@ def test_batched_greedy_generation_equals_one_at_a_time(model_type):
         greedy_continue(model, tok, prompts, max_new_tokens=10)
 
 
-@pytest.mark.parametrize("module", ["editmethods.loaders", "editmethods.metrics.fluency",
-                                    "editmethods.metrics.counterfact", "editmethods.reporting",
-                                    "editmethods.metrics.overlap", "editmethods.metrics.wild",
+@pytest.mark.parametrize("module", ["editmethods.evaluation.loaders", "editmethods.evaluation.metrics.fluency",
+                                    "editmethods.evaluation.metrics.counterfact", "editmethods.evaluation.reporting",
+                                    "editmethods.evaluation.metrics.overlap", "editmethods.evaluation.metrics.wild",
                                     "editmethods.intervals"])
 def test_module_examples_run(module):
     import doctest
@@ -191,7 +191,7 @@ def test_module_examples_run(module):
 
 
 def test_wild_answers_are_compared_by_their_first_words():
-    from editmethods.metrics.wild import agrees, answer_of, normalized_words, says
+    from editmethods.evaluation.metrics.wild import agrees, answer_of, normalized_words, says
 
     assert normalized_words("Saint-Étienne, FRANCE.") == ["saint", "étienne", "france"]
     assert answer_of("  Rome.\nThe capital") == "Rome."
@@ -223,12 +223,12 @@ def test_greedy_tokens_take_one_budget_per_prompt_and_stop_early(model_type):
 
 
 def test_wild_locality_needs_the_unedited_answers_and_the_baseline_leaves_it_out():
-    from editmethods.benchmarking import evaluate_unedited
+    from editmethods.evaluation.benchmarking import evaluate_unedited
 
     editor = Editor(tiny_model("gpt2"), tiny_tokenizer(), plugins=Plugins(entry_points=False))
     r = req()
     assert "gen_locality" not in editor.evaluate([r], metrics=["gen_locality"])
-    editor.remember_unedited_answers([r])
+    editor.remember_unedited([r], generation=True)
     same = editor.evaluate([r], metrics=["gen_efficacy", "gen_locality"])
     # unedited, the neighbours say what they said; only the neighbourhood kind is scored
     assert same["gen_locality"].value == 1.0 and same["gen_locality"].details["prompts"] == 2

@@ -364,7 +364,7 @@ def test_cli_reports_a_bad_dtype_cleanly(gguf_dir):
 
 
 def test_cache_root_is_the_statistics_cache_root(tmp_path, monkeypatch):
-    from editmethods.stats import cache_dir
+    from editmethods.toolkit.stats import cache_dir
 
     monkeypatch.setenv(CACHE_ENV, str(tmp_path))
     assert cache_root() == tmp_path and cache_dir().parent == cache_root()

@@ -7,10 +7,10 @@ import json
 import pytest
 import torch
 
-import editmethods.model_samples as ms
+import editmethods.toolkit.model_samples as ms
 from editmethods.architectures import BUILTIN
-from editmethods.model_samples import SamplingSettings, generate_token_ids, model_samples
-from editmethods.stats import StatisticsError, resolve_corpus, second_moment
+from editmethods.toolkit.model_samples import SamplingSettings, generate_token_ids, model_samples
+from editmethods.toolkit.stats import StatisticsError, resolve_corpus, second_moment
 from editmethods.testing import tiny_model, tiny_tokenizer
 
 SMALL = SamplingSettings(tokens=6, batch_size=4)

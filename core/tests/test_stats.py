@@ -12,7 +12,7 @@ import torch
 
 from editmethods.architectures import BUILTIN
 from editmethods.errors import EditmethodsError
-from editmethods.stats import (
+from editmethods.toolkit.stats import (
     StatisticsError,
     register_corpus,
     resolve_corpus,
@@ -20,7 +20,7 @@ from editmethods.stats import (
     upstream_parameters,
 )
 from editmethods.testing import CORPUS, tiny_model, tiny_tokenizer
-from editmethods.tracing import trace
+from editmethods.toolkit.tracing import trace
 
 TEXTS = sorted(set(CORPUS))
 

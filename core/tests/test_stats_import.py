@@ -6,9 +6,9 @@ import numpy as np
 import pytest
 import torch
 
-from editmethods.stats import StatisticsError, import_second_moment, second_moment
+from editmethods.toolkit.stats import StatisticsError, import_second_moment, second_moment
 from editmethods.testing import CORPUS, tiny_model, tiny_tokenizer
-from editmethods.tracing import trace
+from editmethods.toolkit.tracing import trace
 
 TEXTS = sorted(set(CORPUS))
 MODULE = "transformer.h.1.mlp.c_proj"
@@ -111,7 +111,7 @@ def test_pickled_content_is_never_loaded(tmp_path):
 
 
 def test_exported_statistics_read_back_equal(tmp_path):
-    from editmethods.stats_import import export_second_moment
+    from editmethods.toolkit.stats_import import export_second_moment
 
     model, tok = tiny_model("gpt2"), tiny_tokenizer()
     ours = second_moment(model, tok, MODULE, TEXTS, n_samples=len(TEXTS), cache=False,
@@ -127,7 +127,7 @@ def test_exported_statistics_read_back_equal(tmp_path):
 def test_npz_spec_names_a_folder_inside_an_installed_package(monkeypatch, tmp_path):
     import sys
 
-    from editmethods.stats_import import export_second_moment, find_npz
+    from editmethods.toolkit.stats_import import export_second_moment, find_npz
 
     model, tok = tiny_model("gpt2"), tiny_tokenizer()
     pkg = tmp_path / "site" / "statspkg"

@@ -13,7 +13,7 @@ from editmethods_testbed.testing import require_reference  # noqa: E402
 def test_ike_edits_the_reference_model_in_context():
     model = require_reference(splits=("test", "train"))
     from editmethods import Editor
-    from editmethods.loaders import load_requests
+    from editmethods.evaluation.loaders import load_requests
     from editmethods_ike import hparams_path
 
     editor = Editor.from_pretrained(model)

@@ -1,7 +1,7 @@
 """editmethods-memit against the core's conformance kit, on tiny GPT-2 and LLaMA models."""
 
 import editmethods_memit.plugin
-from editmethods.stats import register_corpus
+from editmethods.toolkit.stats import register_corpus
 from editmethods.testing import CORPUS, MethodConformance
 
 register_corpus("conformance-corpus", lambda: sorted(set(CORPUS)))

@@ -12,7 +12,7 @@ from editmethods import Editor, EditRequest
 from editmethods.errors import HyperParamsError
 from editmethods.hparams import load_hparams
 from editmethods.plugins import Plugins
-from editmethods.stats import register_corpus
+from editmethods.toolkit.stats import register_corpus
 from editmethods.testing import CORPUS, tiny_tokenizer
 from editmethods_memit import MEMITHyperParams
 from editmethods_memit.hparams_memit import DEFAULT_LAMBDA_PER_DIM, lambda_for

@@ -12,7 +12,7 @@ testing = pytest.importorskip("editmethods_testbed.testing",
 def test_memit_batch_on_the_reference_model(arch):
     import editmethods_testbed
     from editmethods import Editor
-    from editmethods.loaders import load_requests
+    from editmethods.evaluation.loaders import load_requests
     from editmethods.hparams import load_hparams
     from editmethods_memit import MEMITHyperParams, hparams_path
 

@@ -34,8 +34,8 @@ def main(argv: list[str] | None = None) -> None:
 
     torch.set_num_threads(1)
     from editmethods import Editor
-    from editmethods.benchmarking import evaluate_method
-    from editmethods.loaders import load_requests
+    from editmethods.evaluation.benchmarking import evaluate_method
+    from editmethods.evaluation.loaders import load_requests
 
     editor = Editor.from_pretrained(args.model)
     requests = load_requests(data_path(args.data), limit=args.n)

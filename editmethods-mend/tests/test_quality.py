@@ -16,8 +16,8 @@ def test_bundled_editor_on_reference_gpt2():
 
     split = editmethods_testbed.data_path("test")
     from editmethods import Editor
-    from editmethods.benchmarking import evaluate_method
-    from editmethods.loaders import load_requests
+    from editmethods.evaluation.benchmarking import evaluate_method
+    from editmethods.evaluation.loaders import load_requests
     from editmethods_mend.checkpoint import find_bundled, model_hash
 
     editor = Editor.from_pretrained(path)

@@ -9,7 +9,7 @@ import editmethods_rome.plugin
 from editmethods import Editor, EditRequest
 from editmethods.errors import EditmethodsError, RequestError
 from editmethods.plugins import Plugins
-from editmethods.stats import StatisticsError, register_corpus
+from editmethods.toolkit.stats import StatisticsError, register_corpus
 from editmethods.testing import CORPUS, assert_same_state, state_copy, tiny_model, tiny_tokenizer
 
 register_corpus("bad-input-corpus", lambda: sorted(set(CORPUS)))

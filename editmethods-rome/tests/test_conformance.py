@@ -3,7 +3,7 @@
 
 import editmethods_rome.plugin
 from editmethods.testing import CORPUS, MethodConformance
-from editmethods.stats import register_corpus
+from editmethods.toolkit.stats import register_corpus
 
 register_corpus("conformance-corpus", lambda: sorted(set(CORPUS)))
 

@@ -12,9 +12,9 @@ import editmethods_rome.plugin
 from editmethods import Editor, EditRequest
 from editmethods.hparams import load_hparams, save_hparams
 from editmethods.plugins import Plugins
-from editmethods.stats import register_corpus
+from editmethods.toolkit.stats import register_corpus
 from editmethods.testing import CORPUS, tiny_model, tiny_tokenizer
-from editmethods.tracing import trace
+from editmethods.toolkit.tracing import trace
 from editmethods_rome import ROMEHyperParams
 from editmethods_rome.depth import memit_layers, rome_layer
 from editmethods_rome.method import locate_rome
@@ -180,7 +180,7 @@ def test_defaults_edit_the_reference_model_offline():
     testing = pytest.importorskip("editmethods_testbed.testing",
                                   reason="editmethods-testbed is not installed")
     import editmethods_testbed
-    from editmethods.loaders import load_requests
+    from editmethods.evaluation.loaders import load_requests
     from editmethods_rome import hparams_path
 
     editor = Editor.from_pretrained(testing.require_reference("gpt2"))

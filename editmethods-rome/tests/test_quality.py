@@ -11,7 +11,7 @@ testing = pytest.importorskip("editmethods_testbed.testing",
 def _editor_and_requests(arch: str, n: int):
     import editmethods_testbed
     from editmethods import Editor
-    from editmethods.loaders import load_requests
+    from editmethods.evaluation.loaders import load_requests
 
     path = testing.require_reference(arch)
     return Editor.from_pretrained(path), load_requests(editmethods_testbed.data_path("test"), limit=n)

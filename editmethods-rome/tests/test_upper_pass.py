@@ -5,7 +5,7 @@ import torch
 
 from editmethods.architectures import BUILTIN
 from editmethods.testing import tiny_model, tiny_tokenizer
-from editmethods.tracing import trace
+from editmethods.toolkit.tracing import trace
 from editmethods.types import EditRequest
 from editmethods_rome import upper_pass
 from editmethods_rome.keys import pad_rows

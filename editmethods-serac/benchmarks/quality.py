@@ -39,7 +39,7 @@ def main(argv: list[str] | None = None) -> dict:
     torch.set_num_threads(1)
 
     from editmethods import Editor
-    from editmethods.loaders import load_requests, resolve_data_path
+    from editmethods.evaluation.loaders import load_requests, resolve_data_path
     from editmethods_serac.method import EditMemory
 
     editor = Editor.from_pretrained(args.model)

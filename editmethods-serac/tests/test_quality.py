@@ -11,7 +11,7 @@ from editmethods_testbed.testing import require_reference  # noqa: E402
 def test_serac_with_edits_in_memory_on_the_reference_model():
     model = require_reference()
     from editmethods import Editor
-    from editmethods.loaders import load_requests
+    from editmethods.evaluation.loaders import load_requests
     from editmethods_serac.checkpoint import base_fingerprint, bundled_for
 
     editor = Editor.from_pretrained(model)

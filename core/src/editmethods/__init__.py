@@ -21,7 +21,7 @@ from editmethods.errors import (
     RollbackError,
     SavedEditError,
 )
-from editmethods.evaluation import EvalReport
+from editmethods.eval_report import EvalReport
 from editmethods.guard import Guard
 from editmethods.hookspecs import hookimpl
 from editmethods.hparams import HyperParams, load_hparams

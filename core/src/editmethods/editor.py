@@ -24,12 +24,11 @@ from editmethods.errors import (
     RollbackError,
     SavedEditError,
 )
-from editmethods.evaluation import EvalReport
+from editmethods.eval_report import EvalReport
 from editmethods.guard import Guard, Probe
 from editmethods.hparams import HyperParams, load_hparams
 from editmethods.fingerprint import tensor_hash
 from editmethods.ledger import Ledger
-from editmethods.metrics.target import locality_key, locality_predictions
 from editmethods.modes import restore_training_modes, training_modes
 from editmethods.plugins import InstalledMethod, Plugins, get_plugins
 from editmethods.request_checks import as_requests, check_fits, check_metrics, check_prompt
@@ -78,8 +77,9 @@ class Editor:
         self.tokenizer = tokenizer
         self.plugins = plugins if plugins is not None else get_plugins()
         self._architecture = architecture
-        self._pre_edit: dict[str, torch.Tensor] = {}
-        self._pre_edit_answers: dict[str, str] = {}
+        #: What metric plugins recorded on the unedited model (``remember_unedited`` hook),
+        #: by the namespace each chose.
+        self._unedited: dict[str, dict[str, Any]] = {}
         Ledger.of(model)  # notes the model's own parameters before anything attaches
         # The guard compares every edit with the model as it was before the first guarded
         # edit of this Editor, not with the previous edit: edit-by-edit comparison lets a
@@ -326,31 +326,30 @@ class Editor:
                     f"the parameter has {tuple(param.shape)}"
                 )
 
-    def remember_unedited(self, batch: Iterable[EditRequest]) -> None:
-        """Record the model's current predictions on the locality prompts of ``batch``, which
-        ``evaluate`` compares against for locality. :meth:`edit` does this for the requests it
-        edits; call it first when edits of other requests will come before the evaluation
-        (sequential runs), so that locality is measured against the unedited model."""
-        pairs = [p for r in batch for p in r.locality
-                 if locality_key(p.prompt, p.answer) not in self._pre_edit]
-        if pairs:
-            with self.ledger.lock:
-                self._pre_edit.update(locality_predictions(self.model, self.tokenizer, pairs))
+    def remember_unedited(self, batch: Iterable[EditRequest], *, generation: bool = False,
+                          batch_size: int = 32) -> None:
+        """Let every metric plugin record, on the model as it is now, what it will compare the
+        edited model against (its ``remember_unedited`` hook): e.g. the teacher-forced
+        predictions on locality prompts. :meth:`edit` does this for the requests it edits;
+        call it first when edits of other requests will come before the evaluation (sequential
+        runs), so that locality is measured against the unedited model.
 
-    def remember_unedited_answers(self, batch: Iterable[EditRequest], *, batch_size: int = 32) -> None:
-        """Record the model's current greedy continuations of the neighbour prompts of
-        ``batch``, which the ``wild`` protocol's ``gen_locality`` compares against. Unlike
-        :meth:`remember_unedited`, :meth:`edit` does not do this (it costs a generation per
-        prompt): call it on the unedited model before editing (the benchmark runner does)."""
-        from editmethods.metrics.wild import unedited_answers
-
+        ``generation=True`` also records what costs a generation per prompt (the ``wild``
+        protocol's unedited continuations of neighbour prompts), which :meth:`edit` never
+        does: call it on the unedited model before editing (the benchmark runner does).
+        """
+        batch = list(batch)
+        if not batch:
+            return
+        batch = as_requests(batch, argument="remember_unedited(batch=...)")
         with self.ledger.lock:
             modes = training_modes(self.model)
             self.model.eval()
             try:
-                self._pre_edit_answers.update(unedited_answers(
-                    self.model, self.tokenizer, list(batch), known=self._pre_edit_answers,
-                    batch_size=batch_size))
+                with torch.no_grad():
+                    self.plugins.pm.hook.remember_unedited(
+                        model=self.model, tokenizer=self.tokenizer, requests=tuple(batch),
+                        memory=self._unedited, generation=generation, batch_size=batch_size)
             finally:
                 restore_training_modes(modes)
 
@@ -470,8 +469,8 @@ class Editor:
         """
         batch = as_requests(requests, argument="evaluate(requests=...)")
         metrics = check_metrics(metrics, self.plugins, argument="evaluate(metrics=...)")
-        context = EvalContext(metrics=frozenset(metrics or ()), pre_edit=dict(self._pre_edit),
-                              pre_edit_answers=dict(self._pre_edit_answers), batch_size=batch_size)
+        context = EvalContext(metrics=frozenset(metrics or ()), batch_size=batch_size,
+                              unedited={k: dict(v) for k, v in self._unedited.items()})
         results = []
         with self.ledger.lock:
             modes = training_modes(self.model)

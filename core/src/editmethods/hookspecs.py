@@ -9,7 +9,7 @@ plugin, and each contributes its metrics.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, Callable, Sequence
+from typing import TYPE_CHECKING, Any, Callable, MutableMapping, Sequence
 
 import pluggy
 
@@ -178,6 +178,32 @@ def commit(
     :param handle: the edit to make permanent.
     :return: ``True`` when done, the deltas to write, or ``None`` to let the next
         implementation handle it.
+    """
+
+
+@hookspec
+def remember_unedited(
+    model: torch.nn.Module,
+    tokenizer: Any,
+    requests: Sequence[EditRequest],
+    memory: MutableMapping[str, dict[str, Any]],
+    generation: bool,
+    batch_size: int,
+) -> None:
+    """Record, on the model before it is edited, what a metric will compare the edited model
+    against. Called on every plugin by ``Editor.edit`` (before the update is applied) and by
+    ``Editor.remember_unedited``; what is recorded reaches ``evaluate`` as
+    ``context.unedited``. Record only what is not in ``memory`` yet: the same requests may
+    come again.
+
+    :param model: the model, not yet edited for ``requests`` (in eval mode, under no_grad).
+    :param tokenizer: its tokenizer.
+    :param requests: the requests about to be edited (or to be measured later).
+    :param memory: the editor's record, by namespace: write under your own key
+        (``memory.setdefault("my-metric", {})``).
+    :param generation: also record what needs a generation per prompt; ``Editor.edit``
+        passes ``False``, a benchmark run ``True`` once before editing.
+    :param batch_size: token budget for batched scoring.
     """
 
 

@@ -54,7 +54,7 @@ def as_requests(requests: Any, *, argument: str) -> list[EditRequest]:
         raise RequestError(
             f"{argument}: got a {type(requests).__name__}; pass EditRequest objects: "
             "EditRequest(**fields) builds one from a dict of its fields, "
-            "editmethods.loaders.load_requests([record]) one from a dataset record"
+            "editmethods.evaluation.loaders.load_requests([record]) one from a dataset record"
         )
     if isinstance(requests, PromptAnswer):
         raise RequestError(f"{argument}: got a PromptAnswer (a locality or portability pair); "

@@ -446,11 +446,11 @@ class EvalContext:
 
     #: Metric names to compute; empty means every metric whose inputs are present.
     metrics: frozenset[str] = attrs.field(default=frozenset(), converter=frozenset)
-    #: Pre-edit greedy predictions (prompt -> token ids), for locality as agreement.
-    pre_edit: Mapping[str, Any] = attrs.field(factory=dict)
-    #: The unedited model's greedy continuations of neighbour prompts (``locality_key`` ->
-    #: text), for the ``wild`` protocol's ``gen_locality``.
-    pre_edit_answers: Mapping[str, str] = attrs.field(factory=dict)
+    #: What metric plugins recorded on the unedited model through the ``remember_unedited``
+    #: hook, by namespace: the built-in ``target`` metrics keep teacher-forced predictions
+    #: on locality pairs there, the ``wild`` protocol the unedited continuations of
+    #: neighbour prompts.
+    unedited: Mapping[str, Mapping[str, Any]] = attrs.field(factory=dict)
     #: Token budget for batched scoring.
     batch_size: int = 32
 

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import attrs
 
-from editmethods.loaders import load_requests
+from editmethods.evaluation.loaders import load_requests
 from editmethods.types import EditRequest
 
 #: Locality kinds used as unrelated prompts in the locality loss. ``attribute`` prompts

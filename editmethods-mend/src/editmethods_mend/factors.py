@@ -11,7 +11,7 @@ import torch
 from editmethods.architectures import Architecture, get_module, weight_layout
 from editmethods.errors import EditError
 from editmethods.scoring import model_device, pad_id, target_ids
-from editmethods.tracing import first_tensor, trace
+from editmethods.toolkit.tracing import first_tensor, trace
 from editmethods_mend.network import ParamSpec
 
 

@@ -77,7 +77,7 @@ class LocateThenEditHyperParams(HyperParams):
     #: Statistics corpus: ``model-samples`` (texts sampled from the model, offline), a text
     #: file, a folder of .txt, ``wikipedia`` / ``wikitext`` / ``hf:NAME`` (streamed, needs
     #: ``datasets``), ``facts:DATA``, a name registered with
-    #: ``editmethods.stats.register_corpus``, a ``module:function`` spec; or precomputed
+    #: ``editmethods.toolkit.stats.register_corpus``, a ``module:function`` spec; or precomputed
     #: statistics, ``npz:PATH`` (ROME's/EasyEdit's files). See docs/statistics.md.
     mom2_dataset: str = "wikipedia"
     mom2_n_samples: int = attrs.field(default=100_000, validator=v.ge(1))

@@ -12,7 +12,7 @@ import torch
 from editmethods.errors import RequestError
 from editmethods.scoring import model_device, pad_id
 from editmethods.tokens import subject_token_range
-from editmethods.tracing import trace
+from editmethods.toolkit.tracing import trace
 
 FACT_TOKENS = ("subject_last", "subject_first", "subject_first_after_last", "last")
 

@@ -90,10 +90,10 @@ def _traced_layer(model, tokenizer, requests, arch, method) -> int:
     import importlib
 
     try:
-        tracing = importlib.import_module("editmethods.causal_trace")
+        tracing = importlib.import_module("editmethods.toolkit.causal_trace")
     except ImportError:
         raise EditError(
-            f"{method}: locate='causal_trace' needs editmethods.causal_trace, which this "
+            f"{method}: locate='causal_trace' needs editmethods.toolkit.causal_trace, which this "
             "version of editmethods does not have; give the layer in 'layers'"
         ) from None
     return int(tracing.strongest_layer(model, tokenizer, arch, list(requests), kind="mlp"))

@@ -18,7 +18,7 @@ import torch
 from editmethods.architectures import weight_layout
 from editmethods.errors import EditError
 from editmethods.ledger import Ledger
-from editmethods.stats import SecondMoment, second_moment
+from editmethods.toolkit.stats import SecondMoment, second_moment
 from editmethods.types import Delta
 
 

@@ -32,7 +32,7 @@ from typing import Any, Callable, Sequence
 import torch
 
 from editmethods.architectures import Architecture, get_module
-from editmethods.tracing import StopForward, first_tensor, trace
+from editmethods.toolkit.tracing import StopForward, first_tensor, trace
 
 __all__ = ["UpperPass", "block_of", "equivalent"]
 

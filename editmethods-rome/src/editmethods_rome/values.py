@@ -31,7 +31,7 @@ from editmethods.architectures import Architecture
 from editmethods.errors import EditError
 from editmethods.modes import restore_training_modes, training_modes
 from editmethods.scoring import model_device, pad_id, target_ids
-from editmethods.tracing import trace
+from editmethods.toolkit.tracing import trace
 from editmethods_rome.keys import lookup_index, pad_rows
 from editmethods_rome.upper_pass import UpperPass, equivalent
 

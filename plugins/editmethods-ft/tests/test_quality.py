@@ -19,7 +19,7 @@ def testbed():
                                   reason="editmethods-testbed is not installed")
     path = testing.require_reference("gpt2")
     import editmethods_testbed as testbed
-    from editmethods.loaders import load_requests
+    from editmethods.evaluation.loaders import load_requests
 
     return path, load_requests(testbed.data_path("test"))[:10]
 

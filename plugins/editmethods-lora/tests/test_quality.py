@@ -35,7 +35,7 @@ def test_split(editor):
 
 
 def test_single_edits_reach_reliability_one_and_roll_back(editor, test_split):
-    from editmethods.loaders import load_requests
+    from editmethods.evaluation.loaders import load_requests
     from editmethods.testing import assert_same_state, state_copy
 
     requests = load_requests(test_split, limit=N_EDITS)
@@ -57,7 +57,7 @@ def test_single_edits_reach_reliability_one_and_roll_back(editor, test_split):
 
 
 def test_edits_accumulate_as_adapters(editor, test_split):
-    from editmethods.loaders import load_requests
+    from editmethods.evaluation.loaders import load_requests
 
     requests = load_requests(test_split, limit=3, offset=N_EDITS)
     handles = editor.edit(requests, "lora", HPARAMS, sequential=True)

@@ -3,9 +3,9 @@
 BUILTIN_PLUGINS = (
     "editmethods.builtin.weights",
     "editmethods.builtin.architectures",
-    "editmethods.metrics.target",
-    "editmethods.metrics.counterfact",
-    "editmethods.metrics.answers",
-    "editmethods.metrics.fluency",
-    "editmethods.metrics.wild",
+    "editmethods.evaluation.metrics.target",
+    "editmethods.evaluation.metrics.counterfact",
+    "editmethods.evaluation.metrics.answers",
+    "editmethods.evaluation.metrics.fluency",
+    "editmethods.evaluation.metrics.wild",
 )

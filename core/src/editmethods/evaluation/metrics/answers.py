@@ -10,7 +10,7 @@ answer), else 0; a case scores the mean over its prompts, a metric the mean over
   measured against the truth, not against the unedited model (the teacher-forced protocol's
   ``locality_relation_specificity`` measures agreement with the unedited model instead).
   A pair about a fact another request of the same batch rewrites (the same person's other
-  edited fact) is left out and counted in the details (``editmethods.metrics.overlap``).
+  edited fact) is left out and counted in the details (``editmethods.evaluation.metrics.overlap``).
 - ``portability_exact``: the portability pairs (e.g. two-hop questions whose answer follows
   from the new fact).
 """
@@ -20,7 +20,7 @@ from __future__ import annotations
 from typing import Sequence
 
 from editmethods.hookspecs import hookimpl
-from editmethods.metrics.overlap import rewritten_by_batch
+from editmethods.evaluation.metrics.overlap import rewritten_by_batch
 from editmethods.scoring import score_targets
 from editmethods.types import EditRequest, EvalContext, MetricResult, PromptAnswer
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from editmethods.commands._common import (
+from editmethods.cli._common import (
     check_writable,
     data_options,
     model_options,
@@ -31,10 +31,10 @@ def register(cli: click.Group) -> None:
                      data_format, no_progress, device, dtype, gguf_file) -> None:
         """Edit N cases of a dataset with one method and report every metric by protocol."""
         from editmethods import Editor, EditmethodsError
-        from editmethods.benchmarking import evaluate_method, evaluate_unedited, reference_hparams
-        from editmethods.loaders import load_requests
+        from editmethods.evaluation.benchmarking import evaluate_method, evaluate_unedited, reference_hparams
+        from editmethods.evaluation.loaders import load_requests
         from editmethods.plugins import get_plugins
-        from editmethods.reporting import describe_run
+        from editmethods.evaluation.reporting import describe_run
         from editmethods.request_checks import check_fits
 
         try:

@@ -95,7 +95,7 @@ def detect_format(record: Mapping[str, Any]) -> str:
         return "easyedit"
     raise DatasetError(
         f"unrecognized record keys ({', '.join(sorted(keys))}): expected one of "
-        f"{', '.join(FORMATS)} (see editmethods.loaders); pass format= to name it"
+        f"{', '.join(FORMATS)} (see editmethods.evaluation.loaders); pass format= to name it"
     )
 
 

@@ -20,7 +20,7 @@ from typing import Any, Callable
 import torch
 
 from editmethods.architectures import Architecture, get_module
-from editmethods.tracing import first_tensor, trace
+from editmethods.toolkit.tracing import first_tensor, trace
 
 __all__ = ["CorruptedRun"]
 

@@ -55,9 +55,9 @@ def find_npz(spec: str | Path, module: str) -> Path:
 
     :raises StatisticsError: when there is no such file, or a folder holds several.
     """
-    from editmethods.stats import StatisticsError
+    from editmethods.toolkit._moments import StatisticsError
 
-    from editmethods.loaders import resolve_data_path
+    from editmethods.evaluation.loaders import resolve_data_path
 
     text = str(spec).removeprefix(NPZ_PREFIX)
     # pkg:PACKAGE/folder names statistics a package ships (found without importing it)
@@ -82,7 +82,7 @@ def find_npz(spec: str | Path, module: str) -> Path:
 
 
 def _scalar(value: np.ndarray, what: str, path: Path) -> int:
-    from editmethods.stats import StatisticsError
+    from editmethods.toolkit._moments import StatisticsError
 
     try:
         out = int(np.asarray(value).reshape(()))
@@ -95,7 +95,7 @@ def _check_psd(matrix: torch.Tensor, path: Path, module: str) -> None:
     """Symmetric, finite, non-negative diagonal, and no eigenvalue below −10⁻⁶·trace (what
     float32 accumulation can leave): checked by a Cholesky factorization of
     ``C + 10⁻⁶·trace(C)·I`` (trace(C) bounds the largest eigenvalue)."""
-    from editmethods.stats import StatisticsError
+    from editmethods.toolkit._moments import StatisticsError
 
     where = f"{path.name} ({module})"
     if not bool(torch.isfinite(matrix).all()):
@@ -124,7 +124,7 @@ def _check_psd(matrix: torch.Tensor, path: Path, module: str) -> None:
 def import_second_moment(path: str | Path, model: torch.nn.Module, module: str, *,
                          dtype: torch.dtype = torch.float64, check: bool = True) -> Any:
     """``E[k kᵀ]`` of ``module``'s inputs from a ROME/EasyEdit ``.npz`` file (see the module
-    docstring), as a :class:`~editmethods.stats.SecondMoment`.
+    docstring), as a :class:`~editmethods.toolkit.stats.SecondMoment`.
 
     :param path: the file, a folder of ROME's layout, or a ``{module}`` template (an
         ``npz:`` prefix is allowed).
@@ -146,7 +146,7 @@ def import_second_moment(path: str | Path, model: torch.nn.Module, module: str, 
 @functools.lru_cache(maxsize=16)
 def _read_npz(name: str, size: int, mtime_ns: int, module: str, width: int,
               dtype: torch.dtype, check: bool) -> Any:
-    from editmethods.stats import SecondMoment, StatisticsError
+    from editmethods.toolkit._moments import SecondMoment, StatisticsError
 
     file = Path(name)
     try:
@@ -189,7 +189,7 @@ def _read_npz(name: str, size: int, mtime_ns: int, module: str, width: int,
 
 
 def export_second_moment(stats: Any, folder: str | Path, *, precision: str = "float32") -> Path:
-    """Write ``stats`` (a :class:`~editmethods.stats.SecondMoment`) in ROME's layout, so that
+    """Write ``stats`` (a :class:`~editmethods.toolkit.stats.SecondMoment`) in ROME's layout, so that
     ``npz:FOLDER`` (ours) and ROME's and EasyEdit's loaders read it:
     ``FOLDER/<module>_<precision>_mom2_<samples>.npz`` with ``mom2.mom2`` (the sum of k kᵀ),
     ``mom2.count`` and ``sample_size``. Written to a temporary name, then renamed.

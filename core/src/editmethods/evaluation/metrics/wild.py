@@ -23,10 +23,11 @@ Metrics (a case is the mean over its prompts, a metric the mean over cases):
 - ``gen_locality``: each neighbour prompt (locality pairs of kind ``neighborhood``, other
   subjects with the old object, or ``nq``, unrelated questions) still says what the *unedited*
   model said: the first *k* words of the two answers agree, *k* being the word count of the
-  pair's expected answer. The unedited answers come from ``context.pre_edit_answers``
-  (``Editor.remember_unedited_answers`` records them before editing; the benchmark runner
-  does so); pairs without one are not scored. Pairs that another request of the same batch
-  rewrites are left out (``editmethods.metrics.overlap``).
+  pair's expected answer. The unedited answers come from ``context.unedited["wild"]``
+  (this module's ``remember_unedited`` hook records them when
+  ``Editor.remember_unedited(requests, generation=True)`` runs before editing; the benchmark
+  runner does so); pairs without one are not scored. Pairs that another request of the same batch
+  rewrites are left out (``editmethods.evaluation.metrics.overlap``).
 
 The ``exact-match`` protocol (``metrics/answers.py``) checks with teacher forcing that the
 argmax reproduces every token of an answer; this one compares generated *text*, so a target
@@ -41,8 +42,8 @@ import unicodedata
 from typing import Any, Iterable, Mapping, Sequence
 
 from editmethods.hookspecs import hookimpl
-from editmethods.metrics.overlap import rewritten_by_batch
-from editmethods.metrics.target import locality_key
+from editmethods.evaluation.metrics.overlap import rewritten_by_batch
+from editmethods.evaluation.metrics.target import locality_key
 from editmethods.scoring import greedy_tokens_batched, target_ids
 from editmethods.types import EditRequest, EvalContext, MetricResult, PromptAnswer
 
@@ -152,6 +153,19 @@ def unedited_answers(model: Any, tokenizer: Any, requests: Sequence[EditRequest]
     return dict(zip(pairs, texts))
 
 
+#: The namespace of ``EvalContext.unedited`` the unedited continuations are kept under.
+MEMORY = "wild"
+
+
+@hookimpl
+def remember_unedited(model, tokenizer, requests: Sequence[EditRequest], memory, generation: bool,
+                      batch_size: int):
+    if generation:
+        known = memory.setdefault(MEMORY, {})
+        known.update(unedited_answers(model, tokenizer, requests, known=known,
+                                      batch_size=batch_size))
+
+
 @hookimpl
 def evaluate(model, tokenizer, requests: Sequence[EditRequest], context: EvalContext):
     wanted = [n for n in NAMES if context.wants(n)]
@@ -169,7 +183,7 @@ def evaluate(model, tokenizer, requests: Sequence[EditRequest], context: EvalCon
         if "gen_locality" in wanted:
             excluded += len(neighbour_pairs(r)) - len(neighbour_pairs(r, rewritten[i]))
             for _, p in neighbour_pairs(r, rewritten[i]):
-                before = context.pre_edit_answers.get(locality_key(p.prompt, p.answer))
+                before = context.unedited.get(MEMORY, {}).get(locality_key(p.prompt, p.answer))
                 if before is not None:
                     items.append((i, "gen_locality", p.prompt, p.answer, before))
     if not items:

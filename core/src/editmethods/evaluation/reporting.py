@@ -16,9 +16,9 @@ from typing import TYPE_CHECKING, Any, Sequence
 from editmethods.intervals import metric_interval
 
 if TYPE_CHECKING:  # pragma: no cover
-    from editmethods.bench_suite import SuiteResult
-    from editmethods.benchmarking import BenchmarkResult
-    from editmethods.evaluation import EvalReport
+    from editmethods.evaluation.bench_suite import SuiteResult
+    from editmethods.evaluation.benchmarking import BenchmarkResult
+    from editmethods.eval_report import EvalReport
     from editmethods.types import MetricResult
 
 #: Headline columns: (protocol, metric, header).

@@ -9,13 +9,13 @@ from pathlib import Path
 import attrs
 import click
 
-from editmethods.commands._common import data_options, model_options, parse_metrics
+from editmethods.cli._common import data_options, model_options, parse_metrics
 
 
 def _parse_method(text: str):
     """``LABEL=METHOD:HPARAMS``, ``METHOD:HPARAMS`` or ``METHOD`` (hparams: a file,
     ``reference`` or ``reference:<variant>``)."""
-    from editmethods.benchmarking import REFERENCE, MethodRun, is_reference
+    from editmethods.evaluation.benchmarking import REFERENCE, MethodRun, is_reference
 
     label, _, rest = text.rpartition("=") if "=" in text else ("", "", text)
     method, _, hparams = rest.partition(":")  # "ft:reference:ft-l" -> ft, reference:ft-l
@@ -26,7 +26,7 @@ def _parse_method(text: str):
 
 def _config(config_path, model_name, methods, data, n, offset, mode, metrics, data_format,
             datasets):
-    from editmethods.bench_config import BenchConfig, DatasetSpec, load_bench_config
+    from editmethods.evaluation.bench_config import BenchConfig, DatasetSpec, load_bench_config
 
     config = load_bench_config(config_path) if config_path else None
     if data:
@@ -86,7 +86,7 @@ def register(cli: click.Group) -> None:
         data, offset, n, mode) and renders the tables from all of them.
         """
         from editmethods import EditmethodsError, Editor
-        from editmethods.bench_suite import run_suite
+        from editmethods.evaluation.bench_suite import run_suite
 
         start = time.perf_counter()
         try:

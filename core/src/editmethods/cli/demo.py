@@ -13,7 +13,7 @@ from typing import Any, Sequence
 
 import click
 
-from editmethods.commands._common import model_options
+from editmethods.cli._common import model_options
 
 #: Methods tried in this order when ``--method auto``.
 PREFERENCE = ("rome", "memit", "ft")
@@ -101,9 +101,9 @@ def register(cli: click.Group) -> None:
         import torch
 
         from editmethods import Editor, EditmethodsError
-        from editmethods.benchmarking import reference_hparams
+        from editmethods.evaluation.benchmarking import reference_hparams
         from editmethods.fingerprint import model_fingerprint
-        from editmethods.loaders import load_requests
+        from editmethods.evaluation.loaders import load_requests
 
         from transformers.utils import logging as hf_logging
 

@@ -39,8 +39,8 @@ import attrs
 import cattrs
 from cattrs.gen import make_dict_structure_fn, override
 
-from editmethods.bench_store import slug
-from editmethods.benchmarking import MODES, MethodRun, is_reference
+from editmethods.evaluation.bench_store import slug
+from editmethods.evaluation.benchmarking import MODES, MethodRun, is_reference
 from editmethods.errors import HyperParamsError
 
 

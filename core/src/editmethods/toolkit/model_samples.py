@@ -5,7 +5,7 @@ When that data is out of reach (no network, no ``datasets``), the model's own sa
 the next best thing: a language model is a fitted estimate of its training distribution, so
 what it writes unprompted approximates what it was trained on::
 
-    from editmethods.model_samples import SamplingSettings, model_samples
+    from editmethods.toolkit.model_samples import SamplingSettings, model_samples
     corpus = model_samples(model, tokenizer, 1_000, SamplingSettings(tokens=64))
     second_moment(model, tokenizer, module, corpus)       # or mom2_dataset: model-samples
 
@@ -56,8 +56,8 @@ from attrs import validators as v
 
 from editmethods.modes import restore_training_modes, training_modes
 
-if TYPE_CHECKING:  # editmethods.stats imports this module: no import cycle at run time
-    from editmethods.stats import Corpus
+if TYPE_CHECKING:
+    from editmethods.toolkit._moments import Corpus
 
 __all__ = ["MODEL_SAMPLES", "SamplingSettings", "factory", "generate_token_ids", "model_samples",
            "sample_batch", "samples_key"]
@@ -96,7 +96,7 @@ class SamplingSettings:
 
         :raises StatisticsError: on an unknown option or a bad value, naming the valid ones.
         """
-        from editmethods.stats import StatisticsError
+        from editmethods.toolkit._moments import StatisticsError
 
         fields = attrs.fields_dict(cls)
         unknown = sorted(set(options) - set(fields))
@@ -199,7 +199,7 @@ def _banned_ids(model: torch.nn.Module, tokenizer: Any) -> list[int]:
 
 
 def _start_ids(tokenizer: Any, settings: SamplingSettings) -> list[list[int]]:
-    from editmethods.stats import StatisticsError
+    from editmethods.toolkit._moments import StatisticsError
 
     bos = next((int(i) for i in (getattr(tokenizer, "bos_token_id", None),
                                  getattr(tokenizer, "eos_token_id", None)) if i is not None), None)
@@ -272,7 +272,7 @@ def _append(path: Path, first: int, texts: Sequence[str]) -> None:
 def samples_key(model: torch.nn.Module, tokenizer: Any, settings: SamplingSettings) -> str:
     """sha256 of every weight of the model, the tokenizer and the sampling settings."""
     from editmethods.fingerprint import model_fingerprint
-    from editmethods.stats import tokenizer_hash
+    from editmethods.toolkit._moments import tokenizer_hash
 
     names = [n for n, _ in model.named_parameters()]
     blob = {"format": SAMPLES_FORMAT, "weights": model_fingerprint(model, names),
@@ -283,7 +283,7 @@ def samples_key(model: torch.nn.Module, tokenizer: Any, settings: SamplingSettin
 def model_samples(model: torch.nn.Module, tokenizer: Any, n_samples: int,
                   settings: SamplingSettings | None = None, *, cache: bool = True,
                   cache_folder: str | Path | None = None, progress: bool = True) -> Corpus:
-    """A :class:`~editmethods.stats.Corpus` of ``n_samples`` texts sampled from the model.
+    """A :class:`~editmethods.toolkit.stats.Corpus` of ``n_samples`` texts sampled from the model.
 
     Nothing is generated here: texts are read from the cache, and the missing ones sampled
     (with a progress bar), only when the corpus is read, i.e. when the statistics are not
@@ -292,14 +292,14 @@ def model_samples(model: torch.nn.Module, tokenizer: Any, n_samples: int,
     :param settings: how to sample (defaults: 64 tokens, top-k 50, temperature 1, seed 0,
         batches of 32, from the BOS token).
     :param cache: read and append the sample file.
-    :param cache_folder: the statistics cache folder (see ``editmethods.stats.cache_dir``);
+    :param cache_folder: the statistics cache folder (see ``editmethods.toolkit.stats.cache_dir``);
         samples go to its ``samples/`` subfolder.
     :raises StatisticsError: for an encoder-decoder model, or a tokenizer with nothing to
         start from.
     """
     from tqdm.auto import tqdm
 
-    from editmethods.stats import Corpus, StatisticsError, cache_dir
+    from editmethods.toolkit._moments import Corpus, StatisticsError, cache_dir
 
     settings = settings or SamplingSettings()
     if n_samples < 1:
@@ -355,7 +355,7 @@ def factory(*, model: torch.nn.Module | None = None, tokenizer: Any = None,
             progress: bool = True) -> Corpus:
     """The corpus factory registered as ``model-samples`` (``register_corpus`` passes the
     model and tokenizer at hand)."""
-    from editmethods.stats import StatisticsError
+    from editmethods.toolkit._moments import StatisticsError
 
     if model is None or tokenizer is None:
         raise StatisticsError(

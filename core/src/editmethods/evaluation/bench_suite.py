@@ -1,11 +1,11 @@
 """Run a benchmark file resumably: every (method, dataset) run is kept as it finishes.
 
->>> from editmethods.bench_config import load_bench_config          # doctest: +SKIP
+>>> from editmethods.evaluation.bench_config import load_bench_config          # doctest: +SKIP
 >>> suite = run_suite(load_bench_config("benchmarks/smollm2.yaml"),  # doctest: +SKIP
 ...                   "benchmarks/results/smollm2")
 >>> print(suite.to_markdown())                                      # doctest: +SKIP
 
-Each finished run is written to ``<out>/runs/<dataset>/<label>.json`` (``editmethods.bench_store``)
+Each finished run is written to ``<out>/runs/<dataset>/<label>.json`` (``editmethods.evaluation.bench_store``)
 before the next starts. A later call skips every run whose file holds the same key (model,
 method, hyper-parameter file content, overrides, data file content, offset, n, mode, metrics),
 runs the rest, and renders the tables from all of them; ``force=True`` runs everything again.
@@ -25,8 +25,8 @@ from typing import Any, Callable, Mapping, Sequence
 
 import attrs
 
-from editmethods.bench_config import BenchConfig, DatasetSpec, PlannedRun
-from editmethods.bench_store import (
+from editmethods.evaluation.bench_config import BenchConfig, DatasetSpec, PlannedRun
+from editmethods.evaluation.bench_store import (
     CaseFile,
     ResultStore,
     atomic_write_json,
@@ -34,7 +34,7 @@ from editmethods.bench_store import (
     canonical,
     sha256_file,
 )
-from editmethods.benchmarking import (
+from editmethods.evaluation.benchmarking import (
     BenchmarkResult,
     RunResult,
     evaluate_method,
@@ -44,7 +44,8 @@ from editmethods.benchmarking import (
 )
 from editmethods.errors import EditmethodsError
 from editmethods.fingerprint import model_fingerprint
-from editmethods.evaluation import EvalReport
+from editmethods.eval_report import EvalReport
+from editmethods.evaluation.reporting import suite_chart, suite_markdown, suite_summary
 
 Echo = Callable[[str], None]
 
@@ -71,25 +72,19 @@ class SuiteResult:
                 "datasets": {d.name: d.result.to_dict() for d in self.datasets}}
 
     def to_markdown(self) -> str:
-        from editmethods.reporting import suite_markdown
-
         return suite_markdown(self)
 
     def summary(self) -> str:
         """The headline tables with their notes (what the README shows)."""
-        from editmethods.reporting import suite_summary
-
         return suite_summary(self)
 
     def plot(self, path: str | Path) -> Path:
-        from editmethods.reporting import suite_chart
-
         return suite_chart(self, path)
 
 
 # -- keys -------------------------------------------------------------------------------------
 def _data_key(config: BenchConfig, spec: DatasetSpec) -> dict[str, Any]:
-    from editmethods.loaders import resolve_data_path
+    from editmethods.evaluation.loaders import resolve_data_path
 
     path = resolve_data_path(config.data_path(spec))
     return {"data": Path(path).name, "data_sha256": sha256_file(path), "offset": spec.offset,
@@ -149,7 +144,7 @@ class _Session:
 
     def requests(self, name: str, n: int | None) -> list[Any]:
         """The first ``n`` cases of dataset ``name`` (all for ``None``)."""
-        from editmethods.loaders import load_requests
+        from editmethods.evaluation.loaders import load_requests
 
         if name not in self._requests:
             spec = self.config.datasets[name]
@@ -167,7 +162,7 @@ class _Session:
 
 
 def _data_problem(config: BenchConfig, spec: DatasetSpec) -> str | None:
-    from editmethods.loaders import resolve_data_path
+    from editmethods.evaluation.loaders import resolve_data_path
 
     try:
         path = resolve_data_path(config.data_path(spec))

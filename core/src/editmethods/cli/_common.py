@@ -10,6 +10,7 @@ from typing import Any, Callable
 import click
 
 from editmethods.errors import ArgumentError
+from editmethods.evaluation.bench_store import clean_json
 
 
 def model_options(f: Callable[..., Any]) -> Callable[..., Any]:
@@ -106,16 +107,3 @@ def write_json(path: str | Path, data: Any) -> Path:
         raise ArgumentError(f"cannot write {path}: {exc.strerror or exc}; give a path in a "
                             "folder you can write") from None
     return path
-
-
-def clean_json(value: Any) -> Any:
-    """``value`` with NaN/inf floats as ``None`` (strict JSON has no NaN)."""
-    import math
-
-    if isinstance(value, float):
-        return value if math.isfinite(value) else None
-    if isinstance(value, dict):
-        return {str(k): clean_json(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [clean_json(v) for v in value]
-    return value

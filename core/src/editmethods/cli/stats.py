@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import click
 
-from editmethods.commands._common import check_writable, model_options
+from editmethods.cli._common import check_writable, model_options
 
 
 def parse_layers(text: str) -> list[int]:
@@ -54,8 +54,8 @@ def register(cli: click.Group) -> None:
                       export_dir, gguf_file, dtype, device) -> None:
         """Second moments E[k kᵀ] of the inputs of the layers' MLP output projections."""
         from editmethods import Editor, EditmethodsError
-        from editmethods.stats import second_moment
-        from editmethods.stats_import import export_second_moment
+        from editmethods.toolkit.stats import second_moment
+        from editmethods.toolkit.stats_import import export_second_moment
 
         indices = parse_layers(layers)
         try:

@@ -79,14 +79,25 @@ def atomic_write_bytes(path: str | Path, data: bytes) -> Path:
     return path
 
 
+def clean_json(value: Any) -> Any:
+    """``value`` with NaN/inf floats as ``None`` (strict JSON has no NaN)."""
+    import math
+
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, dict):
+        return {str(k): clean_json(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [clean_json(v) for v in value]
+    return value
+
+
 def atomic_write_text(path: str | Path, text: str) -> Path:
     return atomic_write_bytes(path, text.encode())
 
 
 def atomic_write_json(path: str | Path, data: Any) -> Path:
     """Strict JSON (NaN/inf as ``null``), indented, written atomically."""
-    from editmethods.commands._common import clean_json
-
     return atomic_write_text(path, json.dumps(clean_json(data), indent=1, default=str,
                                               allow_nan=False) + "\n")
 
@@ -164,8 +175,6 @@ class CaseFile:
         return cases
 
     def write(self, index: int, entry: Mapping[str, Any]) -> None:
-        from editmethods.commands._common import clean_json
-
         if not self._has_head():  # a new file, or one left by a run with another key
             self.path.parent.mkdir(parents=True, exist_ok=True)
             atomic_write_text(self.path, json.dumps({"schema": SCHEMA, "key_sha256": self.key}) + "\n")

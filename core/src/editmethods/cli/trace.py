@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from editmethods.commands._common import check_writable, model_options
+from editmethods.cli._common import check_writable, model_options
 
 
 def register(cli: click.Group) -> None:
@@ -31,14 +31,14 @@ def register(cli: click.Group) -> None:
                       json_out, device, dtype, gguf_file) -> None:
         """Corrupt the subject, restore each state, and show which restore the answer."""
         from editmethods import Editor, EditmethodsError
-        from editmethods.causal_trace import (
+        from editmethods.toolkit.causal_trace import (
             KINDS,
             check_trace_arguments,
             plot_traces,
             require_matplotlib,
             trace_all,
         )
-        from editmethods.commands._common import write_json
+        from editmethods.cli._common import write_json
 
         kinds = KINDS if kind == "all" else (kind,)
         try:

@@ -1,6 +1,6 @@
 """The ``editmethods`` command line.
 
-Core commands live in ``editmethods.commands.*`` modules, each adding itself to the group
+Core commands live in ``editmethods.cli.*`` modules, each adding itself to the group
 with ``register(cli)``; plugins add theirs through the ``register_commands`` hook.
 
 No command ends in a traceback: a bad option is a usage error (exit code 2), and every
@@ -18,7 +18,7 @@ from typing import Any
 
 import click
 
-from editmethods.commands._common import model_options
+from editmethods.cli._common import model_options
 from editmethods.errors import EditmethodsError
 from editmethods.plugins import Plugins, get_plugins
 
@@ -30,14 +30,14 @@ DEBUG_ENV = "EDITMETHODS_DEBUG"
 
 #: Modules of the core's own commands (each defines ``register(cli)``).
 CORE_COMMANDS = (
-    "editmethods.commands.plugins",
-    "editmethods.commands.edit",
-    "editmethods.commands.models",
-    "editmethods.commands.eval",
-    "editmethods.commands.bench",
-    "editmethods.commands.demo",
-    "editmethods.commands.trace",
-    "editmethods.commands.stats",
+    "editmethods.cli.plugins",
+    "editmethods.cli.edit",
+    "editmethods.cli.models",
+    "editmethods.cli.eval",
+    "editmethods.cli.bench",
+    "editmethods.cli.demo",
+    "editmethods.cli.trace",
+    "editmethods.cli.stats",
 )
 
 

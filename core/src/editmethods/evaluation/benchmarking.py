@@ -12,7 +12,7 @@ Modes (how the requests are edited):
     measured after the last edit, then every edit rolled back. Locality compares against the
     unedited model's predictions.
 
-Results keep their protocols apart (:class:`~editmethods.evaluation.EvalReport` groups by
+Results keep their protocols apart (:class:`~editmethods.eval_report.EvalReport` groups by
 protocol); the cost of editing is reported under the protocol ``cost``: ``seconds_per_edit``
 (the median over edits of the wall time of ``Editor.edit``, from the edit handles; a batch
 edit's time divided by its requests) and ``peak_memory_mb`` (the median over edits of the
@@ -21,7 +21,7 @@ memory allocated during the edit above what was allocated before it: on CUDA the
 which torch's CPU tensors are; see :class:`PeakMemory`). Their details give the mean, the
 total and the largest edit.
 
->>> from editmethods.benchmarking import evaluate_method             # doctest: +SKIP
+>>> from editmethods.evaluation.benchmarking import evaluate_method             # doctest: +SKIP
 >>> run = evaluate_method(editor, "ft", "ft-m.yaml", requests, mode="single")  # doctest: +SKIP
 >>> print(run.report)                                                 # doctest: +SKIP
 """
@@ -32,7 +32,6 @@ import math
 import os
 import statistics
 import threading
-import time
 from pathlib import Path
 from typing import Any, Callable, Iterable, Mapping, Protocol, Sequence
 
@@ -41,12 +40,13 @@ import torch
 
 from editmethods.editor import Editor, HParamsSource
 from editmethods.errors import EditmethodsError, RequestError
-from editmethods.evaluation import EvalReport
+from editmethods.eval_report import EvalReport
 from editmethods.fingerprint import model_fingerprint
 from editmethods.hparams import shipped_hparams
-from editmethods.metrics.counterfact import harmonic_mean
+from editmethods.evaluation.metrics.counterfact import harmonic_mean
 from editmethods.plugins import Plugins
 from editmethods.types import EditHandle, EditRequest, MetricResult
+from editmethods.evaluation.reporting import benchmark_chart, benchmark_markdown
 
 MODES = ("single", "batch", "sequential")
 COST = "cost"
@@ -150,7 +150,7 @@ class PeakMemory:
 
 class CaseLog(Protocol):
     """Where :func:`evaluate_method` keeps the cases of a ``single`` run as they finish
-    (:class:`editmethods.bench_store.CaseFile` writes them next to the run's result)."""
+    (:class:`editmethods.evaluation.bench_store.CaseFile` writes them next to the run's result)."""
 
     def read(self) -> dict[int, dict[str, Any]]:
         """The finished cases by index (empty when none, or when they were for another run)."""
@@ -358,7 +358,7 @@ def evaluate_method(
     kind = PeakMemory(device).kind
     if metrics is None or "gen_locality" in metrics:
         # the wild protocol's locality compares with what the unedited model says
-        editor.remember_unedited_answers(requests, batch_size=batch_size)
+        editor.remember_unedited(requests, generation=True, batch_size=batch_size)
 
     def edit(batch: list[EditRequest], **kwargs: Any) -> EditHandle | list[EditHandle] | None:
         with PeakMemory(device) as mem:
@@ -424,7 +424,7 @@ def evaluate_unedited(editor: Editor, requests: Sequence[EditRequest], *, mode: 
 
     The requests are grouped as the methods' runs group them (``mode``): one at a time in
     ``single`` mode, all together otherwise, so that the same locality pairs count (pairs that
-    another request of a group rewrites are left out, see ``editmethods.metrics.overlap``).
+    another request of a group rewrites are left out, see ``editmethods.evaluation.metrics.overlap``).
     Locality metrics (``locality*``, ``gen_locality``) are left out: they compare the model
     with itself before the edit.
     """
@@ -463,13 +463,9 @@ class BenchmarkResult:
                 "runs": [r.to_dict() for r in self.runs], "skipped": dict(self.skipped)}
 
     def to_markdown(self) -> str:
-        from editmethods.reporting import benchmark_markdown
-
         return benchmark_markdown(self)
 
     def plot(self, path: str | Path) -> Path:
-        from editmethods.reporting import benchmark_chart
-
         return benchmark_chart(self, path)
 
 
@@ -608,13 +604,6 @@ def reference_hparams(plugins: Plugins, method: str, model_name: str,
     return None
 
 
-def load_bench_config(path: str | Path) -> Any:
-    """Read a benchmark file: :func:`editmethods.bench_config.load_bench_config`."""
-    from editmethods.bench_config import load_bench_config as load
-
-    return load(path)
-
-
-__all__ = ["BenchmarkResult", "MODES", "REFERENCE", "load_bench_config", "MethodRun", "PeakMemory",
+__all__ = ["BenchmarkResult", "MODES", "REFERENCE", "MethodRun", "PeakMemory",
            "RunResult", "evaluate_method", "evaluate_unedited", "is_reference", "merge_reports",
            "reference_hparams", "reference_names", "resolve_run", "run_benchmark", "skip_reason"]

@@ -8,7 +8,7 @@ the locality prompt and answer (the editor records those before the edit); ``loc
 pools every locality pair, ``locality_<kind>`` (``locality_neighborhood``,
 ``locality_relation_specificity``, ...) reports each kind of pair on its own. A locality pair
 that another request of the same batch rewrites is left out and counted in the details
-(``editmethods.metrics.overlap``).
+(``editmethods.evaluation.metrics.overlap``).
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ from typing import Any, Sequence
 import torch
 
 from editmethods.hookspecs import hookimpl
-from editmethods.metrics.overlap import rewritten_by_batch
+from editmethods.evaluation.metrics.overlap import rewritten_by_batch
 from editmethods.scoring import score_targets
 from editmethods.types import EditRequest, EvalContext, MetricResult
 
@@ -49,6 +49,18 @@ def locality_predictions(model, tokenizer, pairs, batch_size=32) -> dict[str, to
     return {locality_key(p.prompt, p.answer): pred for p, pred in zip(pairs, scores.predictions)}
 
 
+#: The namespace of ``EvalContext.unedited`` these metrics keep their predictions under.
+MEMORY = "target"
+
+
+@hookimpl
+def remember_unedited(model, tokenizer, requests: Sequence[EditRequest], memory, batch_size: int):
+    known = memory.setdefault(MEMORY, {})
+    pairs = {locality_key(p.prompt, p.answer): p for r in requests for p in r.locality}
+    missing = [p for key, p in pairs.items() if key not in known]
+    known.update(locality_predictions(model, tokenizer, missing, batch_size=batch_size))
+
+
 @hookimpl
 def evaluate(model, tokenizer, requests: Sequence[EditRequest], context: EvalContext):
     results = []
@@ -70,17 +82,18 @@ def evaluate(model, tokenizer, requests: Sequence[EditRequest], context: EvalCon
                               [" " + p.answer.strip() for p in pairs], batch_size=bs)
             results.append(_result("portability", s.token_accuracy()))
     if context.wants("locality") or any(m.startswith("locality_") for m in context.metrics):
+        unedited = context.unedited.get(MEMORY, {})
         rewritten = rewritten_by_batch(requests)
         # Pairs that another request of the batch rewrites were meant to change: left out.
         pairs = [p for i, r in enumerate(requests) for k, p in enumerate(r.locality)
-                 if locality_key(p.prompt, p.answer) in context.pre_edit and k not in rewritten[i]]
+                 if locality_key(p.prompt, p.answer) in unedited and k not in rewritten[i]]
         excluded = sum(len(x) for x in rewritten)
         if pairs:
             now = locality_predictions(model, tokenizer, pairs, batch_size=bs)
             by_kind: dict[str, list[float]] = {}
             for p in pairs:
                 key = locality_key(p.prompt, p.answer)
-                agree = float((now[key] == context.pre_edit[key]).float().mean())
+                agree = float((now[key] == unedited[key]).float().mean())
                 by_kind.setdefault(p.kind or "locality", []).append(agree)
             everything = [v for vs in by_kind.values() for v in vs]
             results.append(_result("locality", everything,

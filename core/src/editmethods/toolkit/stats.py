@@ -5,7 +5,7 @@ second moment of the *inputs* ``k`` of the weight they rewrite (GPT-2: the input
 ``mlp.c_proj``, i.e. the activation output of width 4d; LLaMA: the input of ``down_proj``),
 estimated over generic text::
 
-    from editmethods.stats import second_moment
+    from editmethods.toolkit.stats import second_moment
     stats = second_moment(model, tokenizer, "transformer.h.1.mlp.c_proj", "corpus.txt",
                           n_samples=10_000)
     stats.matrix            # [d_in, d_in], float64 by default
@@ -24,13 +24,13 @@ Corpora: a path to a text file (one sample per non-empty line), a folder (every 
 below it, sorted, one sample per non-empty line), a Hugging Face ``datasets`` object (its
 ``text`` column; duck-typed, ``datasets`` is not a dependency), any iterable of strings, or,
 for hparams files, which hold strings: ``model-samples`` (texts the model samples itself, see
-:mod:`editmethods.model_samples`), ``wikipedia`` / ``wikitext`` / ``hf:NAME[:CONFIG]``
+:mod:`editmethods.toolkit.model_samples`), ``wikipedia`` / ``wikitext`` / ``hf:NAME[:CONFIG]``
 (streamed from the Hugging Face hub: the first texts only, no full download), a name given
 to :func:`register_corpus` (``NAME:k=v,...`` passes options to its factory), a
 ``"module:function"`` import spec, or ``"facts:DATA"`` (sentences stating the true facts of
 an edit dataset, e.g. ``facts:pkg:editmethods_testbed/data/train.json``). ``npz:PATH`` is not a
 corpus but precomputed statistics (ROME's/EasyEdit's files, see
-:mod:`editmethods.stats_import`), which :func:`second_moment` loads as they are.
+:mod:`editmethods.toolkit.stats_import`), which :func:`second_moment` loads as they are.
 """
 
 from __future__ import annotations
@@ -39,49 +39,35 @@ import hashlib
 import importlib
 import inspect
 import json
-import math
 import os
 import time
 import warnings
 from pathlib import Path
 from typing import Any, Callable, Iterable, Iterator, Mapping, Sequence
 
-import attrs
 import torch
 
 from editmethods.architectures import get_module
-from editmethods.errors import EditmethodsError
 from editmethods.fingerprint import model_fingerprint
-from editmethods.model_samples import MODEL_SAMPLES
-from editmethods.model_samples import factory as _model_samples_factory
+from editmethods.toolkit.model_samples import MODEL_SAMPLES
+from editmethods.toolkit.model_samples import factory as _model_samples_factory
 from editmethods.modes import restore_training_modes, training_modes
-from editmethods.stats_import import NPZ_PREFIX, import_second_moment
-from editmethods.tracing import trace
+from editmethods.toolkit.stats_import import NPZ_PREFIX, import_second_moment
+from editmethods.toolkit.tracing import trace
+from editmethods.toolkit._moments import (
+    FORMAT_VERSION,
+    Corpus,
+    SecondMoment,
+    StatisticsError,
+    cache_dir,
+    tokenizer_hash,
+)
 
 __all__ = [
     "Corpus", "HF_CORPORA", "SecondMoment", "StatisticsError", "cache_dir", "import_second_moment",
     "known_corpora", "register_corpus", "resolve_corpus", "second_moment", "tokenizer_hash",
     "upstream_parameters",
 ]
-
-CACHE_ENV = "EDITMETHODS_CACHE"
-#: Bumped when the computation changes, so that old cache files are not reused.
-FORMAT_VERSION = 1
-
-
-class StatisticsError(EditmethodsError, ValueError):
-    """Statistics cannot be computed or are unusable (empty corpus, singular matrix, ...)."""
-
-
-def cache_dir(override: str | Path | None = None) -> Path:
-    """Where statistics are cached: ``override``, else ``$EDITMETHODS_CACHE/stats``, else
-    ``~/.cache/editmethods/stats``."""
-    if override is not None:
-        return Path(override)
-    root = os.environ.get(CACHE_ENV)
-    base = Path(root) if root else Path.home() / ".cache" / "editmethods"
-    return base / "stats"
-
 
 # -- corpora ------------------------------------------------------------------------------
 _REGISTERED: dict[str, Callable[..., Any]] = {}
@@ -141,25 +127,6 @@ def _parse_options(name: str, text: str) -> dict[str, str]:
             )
         options[key.strip()] = value.strip()
     return options
-
-
-@attrs.frozen
-class Corpus:
-    """A corpus with a stable identity (what the cache key uses) and a way to read texts."""
-
-    identity: str
-    description: str
-    read: Callable[[], Iterator[str]] = attrs.field(eq=False, repr=False)
-
-    def texts(self, n: int) -> list[str]:
-        """The first ``n`` non-empty texts."""
-        out: list[str] = []
-        for text in self.read():
-            if isinstance(text, str) and text.strip():
-                out.append(text)
-                if len(out) >= n:
-                    break
-        return out
 
 
 def _has_text(paths: Sequence[Path]) -> bool:
@@ -239,7 +206,7 @@ def _unknown_corpus(corpus: str) -> StatisticsError:
         f"corpus {corpus!r} is neither an existing file or folder nor a known corpus (known: "
         f"{', '.join(known_corpora())}); give the path of a text file (one sample per line) or "
         f"a folder of .txt files, use {MODEL_SAMPLES} to sample texts from the model, or "
-        "register the name with editmethods.stats.register_corpus"
+        "register the name with editmethods.toolkit.stats.register_corpus"
     )
 
 
@@ -247,7 +214,7 @@ def _facts_corpus(spec: str) -> Corpus:
     """Sentences stating the true facts of edit datasets (every prompt with a true answer:
     edit prompts, paraphrases, locality pairs), e.g. a reference model's own world.
     ``spec``: data files (paths or ``pkg:`` specs) separated by ``;``."""
-    from editmethods.loaders import load_requests, resolve_data_path
+    from editmethods.evaluation.loaders import load_requests, resolve_data_path
 
     paths = [resolve_data_path(part.strip()) for part in spec.split(";") if part.strip()]
     for path in paths:
@@ -441,96 +408,7 @@ def upstream_parameters(model: torch.nn.Module, module: str) -> list[str]:
     return list(dict.fromkeys(out))
 
 
-def tokenizer_hash(tokenizer: Any) -> str:
-    """sha256 of the tokenizer's vocabulary and its BOS/EOS ids (its class name when it has
-    no vocabulary map)."""
-    try:
-        vocab = tokenizer.get_vocab()
-    except Exception:  # tokenizers without a vocabulary map: fall back to their class
-        return type(tokenizer).__name__
-    blob = json.dumps(sorted(vocab.items()), ensure_ascii=False).encode()
-    extra = f"{getattr(tokenizer, 'bos_token_id', None)}/{getattr(tokenizer, 'eos_token_id', None)}"
-    return hashlib.sha256(blob + extra.encode()).hexdigest()
-
-
-_tokenizer_hash = tokenizer_hash  # the earlier private name
-
-
 # -- the statistics -----------------------------------------------------------------------
-@attrs.frozen
-class SecondMoment:
-    """``C = E[k kᵀ]`` of a module's inputs (uncentered), with what it was computed from."""
-
-    module: str
-    #: ``[d_in, d_in]``: sum of k kᵀ over every non-pad token, divided by their number.
-    matrix: torch.Tensor = attrs.field(eq=False, repr=False)
-    n_samples: int
-    n_tokens: int
-    key: str
-    corpus: str = ""
-    #: Whether this came from the on-disk cache.
-    from_cache: bool = False
-
-    @property
-    def dim(self) -> int:
-        return int(self.matrix.shape[0])
-
-    def mean_diag(self) -> float:
-        """``trace(C) / d``: the scale that relative ridges and λ are expressed in."""
-        return float(torch.diagonal(self.matrix).double().mean())
-
-    def rank(self, rtol: float | None = None) -> int:
-        """Numerical rank (eigenvalues above ``rtol`` times the largest)."""
-        eig = torch.linalg.eigvalsh(self.matrix.double().cpu())
-        tol = rtol if rtol is not None else self.dim * torch.finfo(torch.float64).eps * 10
-        return int((eig > tol * eig.max().clamp_min(1e-300)).sum())
-
-    def samples_needed(self) -> int:
-        """A lower bound on the samples for a full-rank C: ``d`` tokens at this corpus's
-        mean tokens per sample (in practice several times more are needed)."""
-        per_sample = max(self.n_tokens / max(self.n_samples, 1), 1e-9)
-        return int(math.ceil(self.dim / per_sample))
-
-    def check_full_rank(self) -> None:
-        """Raise :class:`StatisticsError` when C is singular, saying how many samples are
-        needed."""
-        if self.n_tokens < self.dim:
-            raise StatisticsError(
-                f"the second moment of {self.module!r} is singular: {self.n_tokens} tokens from "
-                f"{self.n_samples} samples cannot span its {self.dim} dimensions; at least "
-                f"{self.samples_needed()} samples are needed (several times more in practice): "
-                "raise the sample count (mom2_n_samples), or use a ridge"
-            )
-        r = self.rank()
-        if r < self.dim:
-            raise StatisticsError(
-                f"the second moment of {self.module!r} is singular: rank {r} < {self.dim} at "
-                f"{self.n_samples} samples ({self.n_tokens} tokens); at least "
-                f"{max(self.samples_needed(), 2 * self.n_samples)} samples are needed, or, if some "
-                "inputs are always zero or linearly dependent, a ridge (e.g. mom2_ridge: 0.01)"
-            )
-
-    def regularized(self, ridge: float = 0.0, dtype: torch.dtype = torch.float64) -> torch.Tensor:
-        """``C + ridge · mean(diag C) · I`` (``ridge`` is relative, so it transfers across
-        model sizes)."""
-        c = self.matrix.to(dtype)
-        if ridge:
-            c = c + ridge * self.mean_diag() * torch.eye(self.dim, dtype=dtype, device=c.device)
-        return c
-
-    def solve(self, rhs: torch.Tensor, ridge: float = 0.0) -> torch.Tensor:
-        """``(C + ridge·mean(diag C)·I)⁻¹ rhs`` in float64 (``rhs``: ``[d]`` or ``[d, n]``).
-
-        :raises StatisticsError: when ``ridge`` is 0 and C is singular.
-        """
-        if not ridge:
-            self.check_full_rank()
-        c = self.regularized(ridge).to(rhs.device)
-        vec = rhs.dim() == 1
-        out = torch.linalg.solve(c, (rhs[:, None] if vec else rhs).double())
-        return out[:, 0] if vec else out
-
-
 def _batches(lengths: Sequence[int], budget: int) -> list[list[int]]:
     """Indices grouped so that rows × longest row ≤ budget (longest first: little padding)."""
     order = sorted(range(len(lengths)), key=lambda i: -lengths[i])

@@ -16,7 +16,7 @@ mean over cases. Requests need ``ground_truth`` (CounterFact's ``target_true``);
 prompts are the locality pairs of kind ``"neighborhood"``.
 
 When several requests are evaluated together, a neighborhood prompt that asks for the old
-object of a fact another request of the batch rewrites (see ``editmethods.metrics.overlap``)
+object of a fact another request of the batch rewrites (see ``editmethods.evaluation.metrics.overlap``)
 is left out of ``neighborhood``: that fact was meant to change. The result's details give how
 many prompts were left out and the value with them counted (``value_including_rewritten``).
 """
@@ -27,7 +27,7 @@ import math
 from typing import Sequence
 
 from editmethods.hookspecs import hookimpl
-from editmethods.metrics.overlap import rewritten_by_batch
+from editmethods.evaluation.metrics.overlap import rewritten_by_batch
 from editmethods.scoring import score_targets
 from editmethods.types import EditRequest, EvalContext, MetricResult
 

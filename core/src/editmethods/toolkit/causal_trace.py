@@ -22,7 +22,7 @@ and every corrupted run, so they are computed once and reach every pass as a key
 restoring a state there would change nothing (its score is the corrupted baseline's, by
 causality, and is not recomputed), and only the last position's logits are computed. Rows
 that restore layers from ``lo`` on start from the corrupted run's input of block ``lo``
-(:mod:`editmethods.restoration`), once that reproduces a plain pass on this model.
+(:mod:`editmethods.toolkit.restoration`), once that reproduces a plain pass on this model.
 
 >>> from editmethods.testing import tiny_model, tiny_tokenizer
 >>> r = causal_trace(tiny_model("gpt2"), tiny_tokenizer(), "The capital of France is", "France",
@@ -50,10 +50,10 @@ from editmethods.errors import (
     RequestError,
 )
 from editmethods.modes import restore_training_modes, training_modes
-from editmethods.restoration import CorruptedRun
+from editmethods.toolkit.restoration import CorruptedRun
 from editmethods.scoring import model_device, target_ids
 from editmethods.tokens import subject_token_range
-from editmethods.tracing import trace
+from editmethods.toolkit.tracing import trace
 from editmethods.types import text_problem
 
 Kind = Literal["hidden", "mlp", "attn"]

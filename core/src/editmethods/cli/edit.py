@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from editmethods.commands._common import check_writable, model_options
+from editmethods.cli._common import check_writable, model_options
 
 
 def register(cli: click.Group) -> None:
