@@ -79,7 +79,7 @@ def test_a_rollback_that_fails_at_any_write_changes_nothing_and_a_retry_is_exact
     state = state_copy(editor.model)
     target, survivor = (a, b) if which == "first" else (b, a)
     Fault(monkeypatch, at)
-    with pytest.raises(EditmethodsError, match="still live and the model is as it was"):
+    with pytest.raises(EditmethodsError, match="still live and the weights are as they were before the rollback"):
         editor.rollback(target)
     monkeypatch.undo()
     assert _same(state, state_copy(editor.model)), "a failed rollback changed the weights"

@@ -189,6 +189,34 @@ def test_a_plugin_raising_inside_a_hook_is_named_and_changes_nothing(request_fr)
     assert_same_state(editor.model, state)
 
 
+def test_a_failing_rollback_of_an_attaching_method_says_what_is_known(request_fr):
+    """The core cannot snapshot what a method attaches: a rollback hook that fails must not
+    claim the model is as it was (a weight edit's failed rollback can, see test_atomicity)."""
+
+    class Attaches(AddMethod):
+        attached: list[str] = []
+
+        @hookimpl
+        def compute_update(self, method):
+            return Update(method=method, deltas=())
+
+        @hookimpl
+        def apply(self, handle):
+            self.attached.append(handle.edit_id)
+            return True
+
+        @hookimpl
+        def rollback(self, handle):
+            self.attached.remove(handle.edit_id)
+            raise OSError("disk gone")
+
+    editor = Editor(tiny_model("gpt2"), tiny_tokenizer(), plugins=make_plugins(Attaches()))
+    handle = editor.edit(request_fr, "add")
+    with pytest.raises(EditError, match="still live, but the method may have removed part"):
+        editor.rollback(handle)
+    assert editor.edits == [handle]
+
+
 def test_saved_edit_reapplies_on_a_fresh_copy_and_is_refused_elsewhere(editor, request_fr, tmp_path):
     handle = editor.edit(request_fr, "add", {"layers": [0], "value": 0.25})
     edited = state_copy(editor.model)

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import time
 from pathlib import Path
-from typing import Any, Iterable, Mapping, Sequence
+from typing import Any, Iterable, Literal, Mapping, Sequence, overload
 
 import torch
 
@@ -142,6 +142,21 @@ class Editor:
         return list(self.ledger.live.values())
 
     # -- editing ------------------------------------------------------------------------
+    @overload
+    def edit(self, requests: EditRequest | Sequence[EditRequest], method: str,
+             hparams: HParamsSource = None, *, sequential: Literal[False] = False,
+             guard: Guard | bool | None = None) -> EditHandle: ...
+
+    @overload
+    def edit(self, requests: EditRequest | Sequence[EditRequest], method: str,
+             hparams: HParamsSource = None, *, sequential: Literal[True],
+             guard: Guard | bool | None = None) -> list[EditHandle]: ...
+
+    @overload
+    def edit(self, requests: EditRequest | Sequence[EditRequest], method: str,
+             hparams: HParamsSource = None, *, sequential: bool,
+             guard: Guard | bool | None = None) -> EditHandle | list[EditHandle]: ...
+
     def edit(
         self,
         requests: EditRequest | Sequence[EditRequest],
@@ -151,7 +166,8 @@ class Editor:
         sequential: bool = False,
         guard: Guard | bool | None = None,
     ) -> EditHandle | list[EditHandle]:
-        """Edit the model in place and return the handle of the edit.
+        """Edit the model in place and return the handle of the edit (one handle; with
+        ``sequential=True`` a list, one handle per request).
 
         :param requests: one request, or many (one batch edit when the method supports
             batches; otherwise pass ``sequential=True``).
@@ -198,15 +214,30 @@ class Editor:
                 raise
             return done
 
-    #: What a failing hook leaves behind, said in its error (true because every weight write
-    #: is atomic and the editor undoes a half-made edit).
+    #: What a failing hook leaves behind, said in its error. True because every weight write
+    #: is atomic and the editor undoes a half-made edit; what a method *attaches* (adapters,
+    #: memories) the core cannot snapshot, so for those the message says what is known.
     _AFTER_FAILURE = {
         "locate": "the model was not changed",
         "compute_update": "the model was not changed",
         "apply": "the model was not changed",
-        "rollback": "the edit is still live and the model is as it was before the rollback",
-        "commit": "the edit is still live (not committed) and the model is as it was",
     }
+    _AFTER_FAILED_UNDO = {
+        ("rollback", True): "the edit is still live and the weights are as they were before the "
+                            "rollback (weight writes are atomic); the rollback can be retried",
+        ("rollback", False): "the edit is still live, but the method may have removed part of "
+                             "what it attached; retry the rollback, or reload the model",
+        ("commit", True): "the edit is still live (not committed) and the weights are as they "
+                          "were (weight writes are atomic)",
+        ("commit", False): "the edit is still live (not committed), but the method may have "
+                           "changed part of what it attached; roll it back, or reload the model",
+    }
+
+    def _after_failure(self, hook: str, handle: EditHandle | None) -> str:
+        if hook in self._AFTER_FAILURE:
+            return self._AFTER_FAILURE[hook]
+        writes_weights = handle is not None and bool(handle.update.deltas)
+        return self._AFTER_FAILED_UNDO.get((hook, writes_weights), "")
 
     def _call(self, installed: InstalledMethod, hook: str, **kwargs: Any) -> Any:
         caller = self.plugins.caller(installed.spec.name, hook)
@@ -217,7 +248,8 @@ class Editor:
         except Exception as exc:
             raise EditError(
                 f"method {installed.spec.name!r} (plugin {installed.plugin_name!r}) failed in "
-                f"{hook}: {type(exc).__name__}: {exc}; {self._AFTER_FAILURE.get(hook, '')}"
+                f"{hook}: {type(exc).__name__}: {exc}; "
+                f"{self._after_failure(hook, kwargs.get('handle'))}"
             ) from exc
 
     def _edit_once(self, installed: InstalledMethod, batch: list[EditRequest], hp: HyperParams,
@@ -421,7 +453,8 @@ class Editor:
         except Exception as exc:  # atomic: nothing was written
             raise EditError(
                 f"committing edit {handle.edit_id} ({handle.method}) failed while writing its "
-                f"merged weights: {type(exc).__name__}: {exc}; {self._AFTER_FAILURE['commit']}"
+                f"merged weights: {type(exc).__name__}: {exc}; the edit is still live (not "
+                "committed) and the weights are as they were (nothing was written)"
             ) from exc
         try:
             self._call(installed, "rollback", model=self.model, handle=handle)
