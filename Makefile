@@ -21,3 +21,9 @@ test: $(VENV)/.installed
 # wall time of each table and of the whole.
 bench: $(VENV)/.installed
 	$(VENV)/bin/python benchmarks/bench_reference.py $(if $(FORCE),--force)
+
+# docs/plugin_hooks.md, generated from the docstrings of core/src/editmethods/hookspecs.py (a
+# test fails when it is stale; `python scripts/hook_docs.py --check` says how).
+.PHONY: docs
+docs: $(VENV)/.installed
+	$(VENV)/bin/python scripts/hook_docs.py

@@ -1,10 +1,12 @@
 """Documentation stays in step with the code: every hook documented with its exact signature
-and tested by a `test_hook_<name>`; the public modules' examples run."""
+and tested by a `test_hook_<name>`; docs/plugin_hooks.md is what scripts/hook_docs.py makes
+of the hookspecs' docstrings; the public modules' examples run."""
 
 from __future__ import annotations
 
 import doctest
 import importlib
+import importlib.util
 import inspect
 import re
 from pathlib import Path
@@ -43,6 +45,44 @@ def test_every_hook_has_a_test(hook):
     files = [p for top in ROOT.iterdir() if top.is_dir() and not top.name.startswith(".")
              for p in top.rglob("test_*.py")]
     assert any(pattern.search(p.read_text()) for p in files), f"no test_hook_{hook} test"
+
+
+def _hook_docs():
+    """scripts/hook_docs.py, imported by path (scripts/ is not a package)."""
+    spec = importlib.util.spec_from_file_location("hook_docs", ROOT / "scripts" / "hook_docs.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_plugin_hooks_page_is_generated_from_the_hookspecs():
+    generator = _hook_docs()
+    stale = generator.diff((ROOT / "docs" / "plugin_hooks.md").read_text(),
+                           generator.render(hookspecs))
+    assert not stale, ("docs/plugin_hooks.md differs from the hookspecs' docstrings: edit the "
+                       "docstrings, then run `make docs`\n" + stale)
+
+
+def test_hook_docs_refuses_a_docstring_it_cannot_render_faithfully():
+    generator = _hook_docs()
+
+    def my_hook(method: str, model: int) -> bool:
+        """Do it.
+
+        :param method: the method.
+        :return: whether it was done.
+        """
+
+    with pytest.raises(ValueError, match=r"my_hook.*\['method'\].*\['method', 'model'\]"):
+        generator.hook_section("my_hook", my_hook)
+    my_hook.__doc__ = "Do it.\n\n:param method: m.\n:param model: m."
+    with pytest.raises(ValueError, match="':return:'"):
+        generator.hook_section("my_hook", my_hook)
+    my_hook.__doc__ = "Do it.\n\n    indented\n\n:param method: m.\n:param model: m.\n:return: r."
+    with pytest.raises(ValueError, match="unexpected indentation"):
+        generator.hook_section("my_hook", my_hook)
+    assert doctest.testmod(generator).failed == 0
 
 
 MODULES = ["editmethods", "editmethods.types", "editmethods.hparams", "editmethods.architectures",
