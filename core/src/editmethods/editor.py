@@ -33,13 +33,14 @@ from editmethods.modes import restore_training_modes, training_modes
 from editmethods.plugins import InstalledMethod, Plugins, get_plugins
 from editmethods.request_checks import as_requests, check_fits, check_metrics, check_prompt
 from editmethods.saving import read_edit, write_edit
-from editmethods.scoring import greedy_continue
+from editmethods.scoring import greedy_continue, model_config
 from editmethods.types import (
     Delta,
     EditHandle,
     EditRequest,
     EvalContext,
     Location,
+    MetricResult,
     Update,
     new_edit_id,
 )
@@ -504,7 +505,7 @@ class Editor:
         metrics = check_metrics(metrics, self.plugins, argument="evaluate(metrics=...)")
         context = EvalContext(metrics=frozenset(metrics or ()), batch_size=batch_size,
                               unedited={k: dict(v) for k, v in self._unedited.items()})
-        results = []
+        results: list[MetricResult] = []
         with self.ledger.lock:
             modes = training_modes(self.model)
             self.model.eval()
@@ -530,7 +531,7 @@ class Editor:
         """Write a live edit to the folder ``path`` (safetensors + JSON)."""
         with self.ledger.lock:
             self._check_handle(handle)
-            return write_edit(handle, path, model_type=self.model.config.model_type)
+            return write_edit(handle, path, model_type=model_config(self.model).model_type)
 
     def load_edit(self, path: str | Path) -> EditHandle:
         """Re-apply a saved edit to this model.
@@ -543,7 +544,7 @@ class Editor:
             saved = read_edit(path)
             installed = self.plugins.method(saved.method)
             hp = load_hparams(installed.spec.hparams_class, saved.hparams, method=saved.method)
-            model_type = self.model.config.model_type
+            model_type = model_config(self.model).model_type
             if saved.model_type != model_type:
                 raise SavedEditError(
                     f"{path}: edit made on a {saved.model_type!r} model, this one is {model_type!r}"

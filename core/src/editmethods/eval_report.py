@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
-from typing import Any, Iterator, Mapping
+from typing import Any, Iterable, Iterator, Mapping
 
 import attrs
 
 from editmethods.types import MetricResult
+
+
+def _result_tuple(results: Iterable[MetricResult]) -> tuple[MetricResult, ...]:
+    # typed, unlike a bare ``converter=tuple`` whose element type mypy cannot infer
+    return tuple(results)
 
 
 @attrs.frozen
@@ -18,7 +23,7 @@ class EvalReport:
     1.0
     """
 
-    results: tuple[MetricResult, ...] = attrs.field(converter=tuple)
+    results: tuple[MetricResult, ...] = attrs.field(converter=_result_tuple)
 
     def __getitem__(self, name: str) -> MetricResult:
         for result in self.results:

@@ -30,13 +30,13 @@ both rules).
 from __future__ import annotations
 
 import math
-from typing import Any, Sequence
+from typing import Any, Iterable, Sequence
 
 import attrs
 import torch
 
 from editmethods.errors import CollapseError
-from editmethods.scoring import model_device, pad_id
+from editmethods.scoring import model_config, model_device, pad_id
 
 #: Short neutral English sentences (written for this module; true in the world of the
 #: testbed models too) whose perplexity the guard watches. Short, so that one forward pass
@@ -61,6 +61,11 @@ DEFAULT_PROMPTS: tuple[str, ...] = (
 )
 
 
+def _str_tuple(values: Iterable[str]) -> tuple[str, ...]:
+    # typed, unlike a bare ``converter=tuple`` whose element type mypy cannot infer
+    return tuple(values)
+
+
 @attrs.frozen
 class Probe:
     """What :meth:`Guard.probe` measured on a model.
@@ -71,7 +76,7 @@ class Probe:
     """
 
     perplexity: float
-    answers: tuple[str, ...] = attrs.field(converter=tuple)
+    answers: tuple[str, ...] = attrs.field(converter=_str_tuple)
 
 
 def _check_fraction(instance: Any, attribute: Any, value: float) -> None:
@@ -105,8 +110,8 @@ class Guard:
 
     max_perplexity_ratio: float = attrs.field(default=1.5, validator=attrs.validators.gt(1.0))
     min_agreement: float = attrs.field(default=0.75, validator=_check_fraction)
-    texts: tuple[str, ...] = attrs.field(default=DEFAULT_TEXTS, converter=tuple)
-    prompts: tuple[str, ...] = attrs.field(default=DEFAULT_PROMPTS, converter=tuple)
+    texts: tuple[str, ...] = attrs.field(default=DEFAULT_TEXTS, converter=_str_tuple)
+    prompts: tuple[str, ...] = attrs.field(default=DEFAULT_PROMPTS, converter=_str_tuple)
     answer_tokens: int = attrs.field(default=1, validator=attrs.validators.ge(1))
 
     def __attrs_post_init__(self) -> None:
@@ -139,7 +144,7 @@ class Guard:
         texts = [list(tokenizer(t).input_ids) for t in self.texts]
         prompts = [list(tokenizer(p).input_ids) for p in self.prompts]
         if seq2seq:  # the encoder reads the row; the decoder reads the text back, or answers
-            start = [int(model.config.decoder_start_token_id)]
+            start = [int(model_config(model).decoder_start_token_id)]
             encoder = texts + prompts
             decoder = [start + t for t in texts] + [list(start) for _ in prompts]
         else:
@@ -163,7 +168,7 @@ class Guard:
         last = logits[len(texts):]
         for step in range(self.answer_tokens):
             if step:
-                enc = encoder[len(texts):] if seq2seq else None
+                enc = encoder[len(texts):] if encoder is not None else None  # seq2seq
                 last = self._forward(model, tokenizer, enc, rows)
             for i, row in enumerate(rows):
                 if done[i]:

@@ -337,7 +337,7 @@ def _list_suggestion(tp: Any, text: str) -> str | None:
     kinds = fixed if fixed is not None else [item] * len(pieces)
     if fixed is not None and len(pieces) != len(fixed):
         return None
-    items = []
+    items: list[str | int | float] = []
     for piece, kind in zip(pieces, kinds):
         number = _number_in(piece)
         if kind is str:
@@ -389,7 +389,9 @@ def _sequence_hook(tp: Any, conv: cattrs.Converter) -> Callable[[Any, Any], Any]
                 out.append(conv.structure(x, kind))
             except Exception as exc:  # noqa: BLE001 - reported with its index below
                 note = IterableValidationNote(f"Structuring {tp!r} @ index {i}", i, kind)
-                exc.__notes__ = [*getattr(exc, "__notes__", []), note]
+                # PEP 678 notes, which cattrs reads on every Python; typeshed declares
+                # BaseException.__notes__ from 3.11 only, and the project supports 3.10
+                exc.__notes__ = [*getattr(exc, "__notes__", []), note]  # type: ignore[attr-defined]
                 errors.append(exc)
         if errors:
             raise IterableValidationError(f"While structuring {tp!r}", errors, tp)
@@ -512,8 +514,10 @@ def tuple_of(kind: type, *, optional: bool = False) -> Callable[[Any], tuple | N
         if value is None and optional:
             return None
         if isinstance(value, (str, bytes, Mapping)) or not isinstance(value, Iterable):
-            suggestion = (_list_suggestion(tuple[kind, ...], value) if isinstance(value, str)
-                          else None)
+            # ``tuple[kind, ...]`` built at run time (mypy would read the subscript as an
+            # annotation with a variable in it)
+            suggestion = (_list_suggestion(types.GenericAlias(tuple, (kind, ...)), value)
+                          if isinstance(value, str) else None)
             fix = f"write {suggestion} (a list)" if suggestion else "pass a list or tuple"
             raise TypeError(f"expected {what}, got {_found(value)}: {fix}")
         items = tuple(value)
@@ -681,7 +685,9 @@ def _messages(exc: BaseException, path: str, where: str, tp: Any = None) -> list
         with_notes, without = exc.group_exceptions()
         out = []
         for sub, note in with_notes:
-            sub_path = (f"{path}[{note.index!r}]" if isinstance(exc, IterableValidationError)
+            # an IterableValidationError's notes are IterableValidationNotes (an index),
+            # a ClassValidationError's are AttributeValidationNotes (a field's name)
+            sub_path = (f"{path}[{note.index!r}]" if isinstance(note, IterableValidationNote)
                         else f"{path}.{note.name}")
             out.extend(_messages(sub, sub_path, where, note.type))
         for sub in without:

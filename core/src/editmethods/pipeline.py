@@ -17,7 +17,7 @@ pipeline file); keys given inline override it.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Mapping, Sequence
+from typing import Any, Iterable, Mapping, Sequence
 
 import attrs
 
@@ -36,11 +36,16 @@ class Step:
     hparams: HyperParams
 
 
+def _step_tuple(steps: Iterable[Step]) -> tuple[Step, ...]:
+    # typed, unlike a bare ``converter=tuple`` whose element type mypy cannot infer
+    return tuple(steps)
+
+
 @attrs.define
 class Pipeline:
     """Runs its steps in order on a set of requests and keeps a stack of handles."""
 
-    steps: tuple[Step, ...] = attrs.field(converter=tuple)
+    steps: tuple[Step, ...] = attrs.field(converter=_step_tuple)
     handles: list[EditHandle] = attrs.field(factory=list)
 
     @classmethod
@@ -55,7 +60,7 @@ class Pipeline:
         if extra:
             raise HyperParamsError(f"extra fields found ({', '.join(sorted(map(str, extra)))}) "
                                    f"@ {where}: a pipeline has only 'steps'")
-        steps = []
+        steps: list[Step] = []
         for i, raw in enumerate(doc["steps"]):
             at = f"{where}.steps[{i}]"
             if not isinstance(raw, Mapping) or "method" not in raw:

@@ -7,7 +7,7 @@ models (T5) get the prompt in the encoder and the target in the decoder.
 
 from __future__ import annotations
 
-from typing import Any, Callable, Sequence
+from typing import Any, Callable, Protocol, Sequence, cast
 
 import attrs
 import torch
@@ -79,6 +79,23 @@ def pad_id(tokenizer: Any) -> int:
     return 0
 
 
+def model_config(model: torch.nn.Module) -> Any:
+    """``model.config``: a transformers config, or any object with the attributes read from it.
+
+    Typed ``Any`` on purpose: ``nn.Module`` types the attributes it does not declare as
+    ``Tensor | Module``, and which attributes a config has depends on the architecture
+    (``decoder_start_token_id`` is an encoder-decoder's).
+    """
+    return model.config
+
+
+class _Generates(Protocol):
+    """What :func:`greedy_continue` needs of an encoder-decoder: transformers' ``generate``,
+    returning token ids (no ``return_dict_in_generate``)."""
+
+    def generate(self, input_ids: torch.Tensor, **kwargs: Any) -> torch.Tensor: ...
+
+
 def model_device(model: torch.nn.Module) -> torch.device:
     try:
         return next(model.parameters()).device
@@ -110,7 +127,7 @@ def score_targets(
         chunk = pairs[start : start + batch_size]
         if encoder_decoder:
             enc_ids, enc_mask = pad_rows([p for p, _ in chunk], pad)
-            start_id = model.config.decoder_start_token_id
+            start_id = model_config(model).decoder_start_token_id
             dec_rows = [[start_id] + t[:-1] for _, t in chunk]
             dec_ids, dec_mask = pad_rows(dec_rows, pad)
             out = model(input_ids=enc_ids.to(device), attention_mask=enc_mask.to(device),
@@ -146,7 +163,8 @@ def greedy_continue(
     if getattr(getattr(model, "config", None), "is_encoder_decoder", False):
         for prompt in prompts:
             ids = tokenizer(prompt, return_tensors="pt").input_ids.to(device)
-            gen = model.generate(ids, max_new_tokens=max_new_tokens, do_sample=False)
+            gen = cast(_Generates, model).generate(ids, max_new_tokens=max_new_tokens,
+                                                   do_sample=False)
             outputs.append(tokenizer.decode(gen[0], skip_special_tokens=True))
         return outputs
     eos = getattr(tokenizer, "eos_token_id", None)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import uuid
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Callable, Mapping
+from typing import TYPE_CHECKING, Any, Callable, Iterable, Mapping
 
 import attrs
 
@@ -82,6 +82,33 @@ def _tuple_of_str(value: Any) -> Any:
     if isinstance(value, str):
         return (value,)
     return tuple(value) if _is_items(value) else value
+
+
+# Converters for tuple fields, each with its element type: mypy reads a field's __init__
+# argument from its converter's signature, and leaves the type variable of a bare
+# ``converter=tuple`` unsolved (so that a list argument was reported as an error).
+def _int_tuple(values: Iterable[int]) -> tuple[int, ...]:
+    return tuple(values)
+
+
+def _str_tuple(values: Iterable[str]) -> tuple[str, ...]:
+    return tuple(values)
+
+
+def _float_tuple(values: Iterable[float]) -> tuple[float, ...]:
+    return tuple(values)
+
+
+def _delta_tuple(values: Iterable[Delta]) -> tuple[Delta, ...]:
+    return tuple(values)
+
+
+def _request_tuple(values: Iterable[EditRequest]) -> tuple[EditRequest, ...]:
+    return tuple(values)
+
+
+def _str_frozenset(values: Iterable[str]) -> frozenset[str]:
+    return frozenset(values)
 
 
 def _pair_problems(item: Any, where: str) -> list[str]:
@@ -186,7 +213,7 @@ class EditRequest:
     generation_prompts: tuple[str, ...] = attrs.field(default=(), converter=_tuple_of_str)
 
     def __attrs_post_init__(self) -> None:
-        problems = [
+        found = [
             text_problem(self.prompt, "prompt", "give the text the target should follow",
                          trailing_space=True),
             text_problem(self.target_new, "target_new", "give the new answer, e.g. 'Rome'"),
@@ -194,7 +221,7 @@ class EditRequest:
             text_problem(self.ground_truth, "ground_truth",
                          "give the true answer, or None when it is not known", optional=True),
         ]
-        problems = [p for p in problems if p]
+        problems = [p for p in found if p]
         fields_ok = not problems
         if (isinstance(self.prompt, str) and isinstance(self.subject, str) and self.subject.strip()
                 and self.subject not in self.prompt):
@@ -250,7 +277,7 @@ class MethodSpec:
     """What a package declares about one method (see ``register_methods``)."""
 
     name: str
-    hparams_class: type
+    hparams_class: type[HyperParams]
     description: str
     #: ``config.model_type`` values the method supports; ``("*",)`` for any.
     model_types: tuple[str, ...] = ("*",)
@@ -320,8 +347,8 @@ class ModelAlias:
 class Location:
     """Where an edit goes: layer indices and fully qualified module names."""
 
-    layers: tuple[int, ...] = attrs.field(default=(), converter=tuple)
-    modules: tuple[str, ...] = attrs.field(default=(), converter=tuple)
+    layers: tuple[int, ...] = attrs.field(default=(), converter=_int_tuple)
+    modules: tuple[str, ...] = attrs.field(default=(), converter=_str_tuple)
     #: Method-specific extra information (JSON-serializable).
     info: Mapping[str, Any] = attrs.field(factory=dict)
 
@@ -351,6 +378,7 @@ class Delta:
 
         if self.dense is not None:
             return self.dense if self.dense.dtype in (torch.float32, torch.float64) else self.dense.float()
+        assert self.left is not None and self.right is not None  # checked at construction
         return self.left.float() @ self.right.float()
 
     def tensors(self) -> dict[str, torch.Tensor]:
@@ -377,12 +405,12 @@ class Update:
     """
 
     method: str
-    deltas: tuple[Delta, ...] = attrs.field(default=(), converter=tuple)
+    deltas: tuple[Delta, ...] = attrs.field(default=(), converter=_delta_tuple)
     payload: Mapping[str, torch.Tensor] = attrs.field(factory=dict)
     meta: Mapping[str, Any] = attrs.field(factory=dict)
     #: Parameters the update depends on without writing them (e.g. the weights a LoRA
     #: adapter wraps); their hashes tie a saved edit to its base model.
-    reads: tuple[str, ...] = attrs.field(default=(), converter=tuple)
+    reads: tuple[str, ...] = attrs.field(default=(), converter=_str_tuple)
 
     @property
     def params(self) -> tuple[str, ...]:
@@ -417,7 +445,7 @@ class EditHandle:
 
     edit_id: str
     method: str
-    requests: tuple[EditRequest, ...] = attrs.field(converter=tuple)
+    requests: tuple[EditRequest, ...] = attrs.field(converter=_request_tuple)
     hparams: HyperParams
     location: Location
     update: Update
@@ -436,7 +464,7 @@ class MetricResult:
     value: float
     protocol: str
     n: int
-    per_case: tuple[float, ...] = attrs.field(default=(), converter=tuple)
+    per_case: tuple[float, ...] = attrs.field(default=(), converter=_float_tuple)
     details: Mapping[str, Any] = attrs.field(factory=dict)
 
 
@@ -445,7 +473,7 @@ class EvalContext:
     """What ``evaluate`` is asked for."""
 
     #: Metric names to compute; empty means every metric whose inputs are present.
-    metrics: frozenset[str] = attrs.field(default=frozenset(), converter=frozenset)
+    metrics: frozenset[str] = attrs.field(default=frozenset(), converter=_str_frozenset)
     #: What metric plugins recorded on the unedited model through the ``remember_unedited``
     #: hook, by namespace: the built-in ``target`` metrics keep teacher-forced predictions
     #: on locality pairs there, the ``wild`` protocol the unedited continuations of
