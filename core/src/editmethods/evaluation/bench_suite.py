@@ -21,7 +21,7 @@ import sys
 import time
 import traceback
 from pathlib import Path
-from typing import Any, Callable, Mapping, Sequence
+from typing import Any, Callable, Iterable, Mapping, Sequence
 
 import attrs
 
@@ -59,13 +59,18 @@ class DatasetResult:
     result: BenchmarkResult
 
 
+def _dataset_tuple(datasets: Iterable[DatasetResult]) -> tuple[DatasetResult, ...]:
+    # typed, unlike a bare ``converter=tuple`` whose element type mypy cannot infer
+    return tuple(datasets)
+
+
 @attrs.frozen
 class SuiteResult:
     """Every dataset's results for one model."""
 
     model: str
     device: str
-    datasets: tuple[DatasetResult, ...] = attrs.field(converter=tuple)
+    datasets: tuple[DatasetResult, ...] = attrs.field(converter=_dataset_tuple)
 
     def to_dict(self) -> dict[str, Any]:
         return {"model": self.model, "device": self.device,

@@ -109,12 +109,14 @@ class PeakMemory:
         self.device = device
         self.interval = interval
         self.peak = 0
+        #: What the CPU sampling reads (unused on CUDA, whose allocator keeps its own peak).
+        self._read: Callable[[], int | None] = _rss_bytes
         if device.type == "cuda":
-            self.kind, self._read = "cuda-max-allocated", None
+            self.kind = "cuda-max-allocated"
         elif _heap_bytes() is not None:
             self.kind, self._read = "cpu-heap", _heap_bytes
         else:
-            self.kind, self._read = "rss", _rss_bytes
+            self.kind = "rss"
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
 
@@ -210,8 +212,8 @@ def merge_reports(reports: Iterable[EvalReport]) -> EvalReport:
         if "harmonic_mean_of" not in parts[0].details:
             continue
         of = parts[0].details["harmonic_mean_of"]
-        have = [merged.get((protocol, m)) for m in of]
-        if all(h is not None for h in have):
+        have = [merged[(protocol, m)] for m in of if (protocol, m) in merged]
+        if len(have) == len(of):  # every metric it combines was pooled
             merged[(protocol, name)] = MetricResult(
                 name, harmonic_mean([h.value for h in have]), protocol,
                 max(h.n for h in have), details={"harmonic_mean_of": list(of)})
@@ -230,6 +232,11 @@ class MethodRun:
     overrides: Mapping[str, Any] = attrs.field(factory=dict)
 
 
+def _mapping_tuple(items: Iterable[Mapping[str, Any]]) -> tuple[Mapping[str, Any], ...]:
+    # typed, unlike a bare ``converter=tuple`` whose element type mypy cannot infer
+    return tuple(items)
+
+
 @attrs.frozen
 class RunResult:
     """What :func:`evaluate_method` measured for one method."""
@@ -241,7 +248,7 @@ class RunResult:
     report: EvalReport
     hparams: Mapping[str, Any] = attrs.field(factory=dict)
     #: Requests whose edit failed: ``[{"case_id", "error"}]`` (they are left out of the report).
-    failures: tuple[Mapping[str, Any], ...] = attrs.field(default=(), converter=tuple)
+    failures: tuple[Mapping[str, Any], ...] = attrs.field(default=(), converter=_mapping_tuple)
     #: Whether every weight and buffer was bit-identical to the unedited model afterwards.
     restored: bool = True
 
@@ -441,6 +448,11 @@ def _compares_with_unedited(name: str) -> bool:
 
 
 # -- several methods --------------------------------------------------------------------------
+def _run_tuple(runs: Iterable[RunResult]) -> tuple[RunResult, ...]:
+    # typed, unlike a bare ``converter=tuple`` whose element type mypy cannot infer
+    return tuple(runs)
+
+
 @attrs.frozen
 class BenchmarkResult:
     """Results of several methods on the same model and requests."""
@@ -450,7 +462,7 @@ class BenchmarkResult:
     mode: str
     n: int
     unedited: EvalReport
-    runs: tuple[RunResult, ...] = attrs.field(converter=tuple)
+    runs: tuple[RunResult, ...] = attrs.field(converter=_run_tuple)
     #: Methods that were not run: label -> reason.
     skipped: Mapping[str, str] = attrs.field(factory=dict)
     device: str = "cpu"

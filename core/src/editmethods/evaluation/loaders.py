@@ -48,7 +48,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any, Callable, Iterable, Mapping, Sequence
+from typing import Any, Callable, Iterable, Literal, Mapping, Sequence, overload
 
 from editmethods.errors import ArgumentError, RequestError
 from editmethods.types import EditRequest, PromptAnswer, describe_value
@@ -149,7 +149,7 @@ def read_records(path: str | Path) -> list[dict[str, Any]]:
             raise DatasetError(f"{path}: neither JSON nor JSON lines: {exc}") from None
     if isinstance(doc, list):
         return doc
-    if isinstance(doc, Mapping):
+    if isinstance(doc, dict):  # a JSON object
         if all(isinstance(v, (Mapping, list)) for v in doc.values()) and not _looks_like_record(doc):
             out: list[dict[str, Any]] = []
             for key, value in doc.items():
@@ -252,8 +252,9 @@ def load_requests(
         try:
             if not isinstance(record, Mapping):
                 raise DatasetError(f"expected a JSON object, got {type(record).__name__}")
-            if detected and _shape(record) in UNSUPPORTED:
-                PARSERS[_shape(record)](record, index)  # raises, saying why
+            shape = _shape(record) if detected else None
+            if shape is not None and shape in UNSUPPORTED:
+                PARSERS[shape](record, index)  # raises, saying why
             out.append(parse(record, index))
         except RequestError as exc:
             message = str(exc)
@@ -287,7 +288,13 @@ class _Fields:
             node = node[part]
         return node
 
+    @overload
+    def text(self, path: str, *, required: Literal[True] = ...) -> str: ...
+    @overload
+    def text(self, path: str, *, required: bool) -> str | None: ...
+
     def text(self, path: str, *, required: bool = True) -> str | None:
+        """The text at ``path``; ``None`` only when not ``required`` and it is absent or empty."""
         value = self.get(path, required=required)
         if value is None and not required:
             return None

@@ -71,8 +71,10 @@ def evaluate(model, tokenizer, requests: Sequence[EditRequest], context: EvalCon
     # should. Group "rewritten" holds neighbours that another request of the batch edits.
     items: list[tuple[int, str, str, int, str, str]] = []
     for i, r in enumerate(cases):
-        items.append((i, "efficacy", r.prompt, 1, r.target_new, r.ground_truth))
-        items += [(i, "paraphrase", p, 1, r.target_new, r.ground_truth) for p in r.rephrase_prompts]
+        true = r.ground_truth
+        assert true is not None  # cases keeps the requests that have one
+        items.append((i, "efficacy", r.prompt, 1, r.target_new, true))
+        items += [(i, "paraphrase", p, 1, r.target_new, true) for p in r.rephrase_prompts]
         items += [(i, "rewritten" if k in rewritten[i] else "neighborhood", p.prompt, -1,
                    r.target_new, p.answer)
                   for k, p in enumerate(r.locality) if p.kind == "neighborhood"]

@@ -64,8 +64,8 @@ def evaluate(model, tokenizer, requests: Sequence[EditRequest], context: EvalCon
     prompts = [p for r in cases for p in r.generation_prompts]
     texts = iter(greedy_continue_batched(model, tokenizer, prompts, max_new_tokens=MAX_NEW_TOKENS,
                                          batch_size=context.batch_size))
-    per_case = []
-    samples = []
+    per_case: list[float] = []
+    samples: list[str] = []
     for r in cases:
         full = [p + next(texts) for p in r.generation_prompts]
         per_case.append(sum(ngram_entropy_of(t) for t in full) / len(full))

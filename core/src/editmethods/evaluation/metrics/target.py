@@ -63,7 +63,7 @@ def remember_unedited(model, tokenizer, requests: Sequence[EditRequest], memory,
 
 @hookimpl
 def evaluate(model, tokenizer, requests: Sequence[EditRequest], context: EvalContext):
-    results = []
+    results: list[MetricResult] = []
     bs = context.batch_size
     if context.wants("reliability"):
         s = score_targets(model, tokenizer, [r.prompt for r in requests],
@@ -76,22 +76,22 @@ def evaluate(model, tokenizer, requests: Sequence[EditRequest], context: EvalCon
                               batch_size=bs)
             results.append(_result("generalization", s.token_accuracy()))
     if context.wants("portability"):
-        pairs = [p for r in requests for p in r.portability]
-        if pairs:
-            s = score_targets(model, tokenizer, [p.prompt for p in pairs],
-                              [" " + p.answer.strip() for p in pairs], batch_size=bs)
+        portable = [p for r in requests for p in r.portability]
+        if portable:
+            s = score_targets(model, tokenizer, [p.prompt for p in portable],
+                              [" " + p.answer.strip() for p in portable], batch_size=bs)
             results.append(_result("portability", s.token_accuracy()))
     if context.wants("locality") or any(m.startswith("locality_") for m in context.metrics):
         unedited = context.unedited.get(MEMORY, {})
         rewritten = rewritten_by_batch(requests)
         # Pairs that another request of the batch rewrites were meant to change: left out.
-        pairs = [p for i, r in enumerate(requests) for k, p in enumerate(r.locality)
-                 if locality_key(p.prompt, p.answer) in unedited and k not in rewritten[i]]
+        kept = [p for i, r in enumerate(requests) for k, p in enumerate(r.locality)
+                if locality_key(p.prompt, p.answer) in unedited and k not in rewritten[i]]
         excluded = sum(len(x) for x in rewritten)
-        if pairs:
-            now = locality_predictions(model, tokenizer, pairs, batch_size=bs)
+        if kept:
+            now = locality_predictions(model, tokenizer, kept, batch_size=bs)
             by_kind: dict[str, list[float]] = {}
-            for p in pairs:
+            for p in kept:
                 key = locality_key(p.prompt, p.answer)
                 agree = float((now[key] == unedited[key]).float().mean())
                 by_kind.setdefault(p.kind or "locality", []).append(agree)
