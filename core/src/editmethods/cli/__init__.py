@@ -61,7 +61,9 @@ class EditmethodsGroup(click.Group):
         except (click.exceptions.Exit, click.exceptions.Abort, click.UsageError):
             raise
         except click.ClickException as exc:
-            exc.message = one_line(exc.message)
+            # Reworded in place, though click declares message Final: a new exception would
+            # lose the class's exit code and formatting (FileError names its file).
+            exc.message = one_line(exc.message)  # type: ignore[misc]
             raise
         except EditmethodsError as exc:
             raise click.ClickException(one_line(str(exc)) or type(exc).__name__) from None

@@ -67,10 +67,12 @@ def pick_case(editor: Any, requests: Sequence[Any], limit: int = 100) -> Any:
                 and any(p.kind == "neighborhood" for p in r.locality)):
             continue
         probes = _probes(r)
-        known = [_knows(editor.answer(p, max_new_tokens=3), a) for _, p, a in probes[:3]]
+        known = [a is not None and _knows(editor.answer(p, max_new_tokens=3), a)
+                 for _, p, a in probes[:3]]
         if not all(known):
             continue
-        if all(_knows(editor.answer(p, max_new_tokens=3), a) for _, p, a in probes[3:]):
+        if all(a is not None and _knows(editor.answer(p, max_new_tokens=3), a)
+               for _, p, a in probes[3:]):
             return r
         fallback = fallback or r
     if fallback is not None:
@@ -103,6 +105,7 @@ def register(cli: click.Group) -> None:
         from editmethods import Editor, EditmethodsError
         from editmethods.evaluation.benchmarking import reference_hparams
         from editmethods.fingerprint import model_fingerprint
+        from editmethods.scoring import model_config
         from editmethods.evaluation.loaders import load_requests
 
         from transformers.utils import logging as hf_logging
@@ -127,7 +130,7 @@ def register(cli: click.Group) -> None:
             raise click.ClickException(
                 f"cannot load model {model_name!r}: {exc} (see `editmethods models`)") from None
         n_params = sum(p.numel() for p in editor.model.parameters())
-        click.echo(f"model {model_name}: {editor.model.config.model_type}, "
+        click.echo(f"model {model_name}: {model_config(editor.model).model_type}, "
                    f"{n_params / 1e6:.2f}M parameters")
         if case_index is not None:
             if not 0 <= case_index < len(requests):

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import click
 
 from editmethods.plugins import ENV_VAR, get_plugins
@@ -16,7 +18,7 @@ def register(cli: click.Group) -> None:
         from editmethods.cli import echo_json
 
         plugins = get_plugins()
-        rows = [
+        rows: list[dict[str, Any]] = [
             {"method": m.spec.name, "package": m.package, "version": m.version,
              "batch": m.spec.batch, "writes_weights": m.spec.writes_weights,
              "model_types": list(m.spec.model_types), "description": m.spec.description}

@@ -51,13 +51,13 @@ from editmethods.errors import (
 )
 from editmethods.modes import restore_training_modes, training_modes
 from editmethods.toolkit.restoration import CorruptedRun
-from editmethods.scoring import model_device, target_ids
+from editmethods.scoring import model_config, model_device, target_ids
 from editmethods.tokens import subject_token_range
 from editmethods.toolkit.tracing import trace
 from editmethods.types import text_problem
 
 Kind = Literal["hidden", "mlp", "attn"]
-KINDS: tuple[str, ...] = ("hidden", "mlp", "attn")
+KINDS: tuple[Kind, ...] = ("hidden", "mlp", "attn")
 #: The module role restored for each kind.
 _ROLE = {"hidden": "layer", "mlp": "mlp", "attn": "attn"}
 #: The paper's colours: purple for the residual stream, green for MLPs, red for attention.
@@ -237,7 +237,9 @@ def causal_trace(
             model(input_ids=torch.tensor([ids], device=device))
         clean = {name: _first(clean_rec[name].output)[0] for name in names}
         n_tokens = len(ids)
-        hidden = model.get_submodule(arch.path("embed")).weight.shape[1]
+        embedding = model.get_submodule(arch.path("embed")).weight
+        assert isinstance(embedding, torch.Tensor)  # an embedding's weight (a Parameter)
+        hidden = embedding.shape[1]
         gen = torch.Generator().manual_seed(seed)
         draws = (torch.randn(samples, last - first + 1, hidden, generator=gen) * noise).to(device)
 
@@ -252,12 +254,11 @@ def causal_trace(
         prefix = _prefix_cache(model, ids[:first], device)
         span = (first, last)
         # Rows that restore from layer lo on share the corrupted run below lo: start them there.
-        runner: CorruptedRun | None = CorruptedRun(
+        candidate = CorruptedRun(
             model, arch, samples, prefix=prefix,
             forward=lambda: _plain_logits(model, arch, ids, configs[:1], names, clean, draws,
                                           span, device, prefix))
-        if not runner.matches():
-            runner = None
+        runner = candidate if candidate.matches() else None
         per_pass = max(1, batch_size // samples)
         groups: dict[int, list[int]] = {}
         for i, (_, layers) in enumerate(configs[1:], start=1):
@@ -294,7 +295,7 @@ def _prefix_cache(model: torch.nn.Module, prefix: Sequence[int], device: torch.d
         from transformers import DynamicCache
     except ImportError:  # pragma: no cover - transformers is a dependency
         return None
-    cache = DynamicCache(config=model.config)
+    cache = DynamicCache(config=model_config(model))
     model(input_ids=torch.tensor([list(prefix)], device=device), past_key_values=cache,
           use_cache=True)
     return cache if cache.get_seq_length() == len(prefix) else None
@@ -383,11 +384,11 @@ def check_trace_arguments(prompt: Any, subject: Any, *, kind: Any = "hidden",
     :raises ArgumentError: an unknown ``kind``, or ``samples``, ``window`` or ``noise`` out
         of range.
     """
-    problems = [text_problem(prompt, "prompt", "give the text whose answer is traced"),
-                text_problem(subject, "subject", "give the entity in the prompt to corrupt"),
-                text_problem(answer, "answer", "give the answer to trace, or leave it out for "
-                             "the model's own", optional=True)]
-    problems = [p for p in problems if p]
+    found = [text_problem(prompt, "prompt", "give the text whose answer is traced"),
+             text_problem(subject, "subject", "give the entity in the prompt to corrupt"),
+             text_problem(answer, "answer", "give the answer to trace, or leave it out for "
+                          "the model's own", optional=True)]
+    problems = [p for p in found if p]
     if not problems and subject not in prompt:
         problems.append(f"subject {subject!r} does not occur in prompt {prompt!r}: the subject "
                         "must appear verbatim in the prompt")
@@ -420,7 +421,7 @@ def require_matplotlib() -> None:
 
 
 def trace_all(model: torch.nn.Module, tokenizer: Any, prompt: str, subject: str,
-              kinds: Sequence[str] = KINDS, **kwargs: Any) -> dict[str, TraceResult]:
+              kinds: Sequence[Kind] = KINDS, **kwargs: Any) -> dict[str, TraceResult]:
     """:func:`causal_trace` for each of ``kinds`` (same noise scale for all)."""
     for kind in kinds:
         check_trace_arguments(prompt, subject, kind=kind, answer=kwargs.get("answer"),
@@ -459,12 +460,13 @@ def strongest_layer(
     if kwargs.get("noise") is None:
         kwargs["noise"] = embedding_noise_scale(model, tokenizer, [r.subject for r in requests],
                                                 architecture=architecture)
-    total = None
+    total: torch.Tensor | None = None
     for r in requests:
         result = causal_trace(model, tokenizer, r.prompt, r.subject, kind=kind,
                               architecture=architecture, **kwargs)
         row = result.indirect_effect[result.subject_range[1]]
         total = row if total is None else total + row
+    assert total is not None  # requests is not empty
     return int(torch.argmax(total))
 
 

@@ -48,7 +48,7 @@ import hashlib
 import json
 import os
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Iterator, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, Iterator, Mapping, Sequence, cast
 
 import attrs
 import torch
@@ -57,6 +57,8 @@ from attrs import validators as v
 from editmethods.modes import restore_training_modes, training_modes
 
 if TYPE_CHECKING:
+    from transformers import PreTrainedModel
+
     from editmethods.toolkit._moments import Corpus
 
 __all__ = ["MODEL_SAMPLES", "SamplingSettings", "factory", "generate_token_ids", "model_samples",
@@ -188,8 +190,10 @@ def generate_token_ids(model: torch.nn.Module, starts: Sequence[Sequence[int]], 
 
 def _banned_ids(model: torch.nn.Module, tokenizer: Any) -> list[int]:
     """Special tokens, and ids past the tokenizer's vocabulary (padded embedding rows)."""
-    width = int(model.get_output_embeddings().weight.shape[0]) \
-        if model.get_output_embeddings() is not None else None
+    # a transformers model's output layer (None when it has none); nn.Module alone would
+    # type the method as a Tensor attribute
+    head = cast("PreTrainedModel", model).get_output_embeddings()
+    width = int(head.weight.shape[0]) if head is not None else None
     special = {int(i) for i in (getattr(tokenizer, "all_special_ids", None) or [])}
     known = len(tokenizer) if hasattr(tokenizer, "__len__") else None
     banned = {i for i in special if width is None or i < width}

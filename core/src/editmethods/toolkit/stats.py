@@ -266,10 +266,10 @@ def resolve_corpus(corpus: Any, n_samples: int | None = None, *, model: Any = No
         if name == "facts" and sep:
             return _facts_corpus(rest)
         if name == "hf" and sep:
-            path, _, config = rest.partition(":")
-            if not path:
+            dataset, _, config = rest.partition(":")
+            if not dataset:
                 raise StatisticsError("corpus 'hf:': give a dataset, e.g. hf:wikitext:wikitext-2-raw-v1")
-            return _hf_corpus(corpus, path, config or None)
+            return _hf_corpus(corpus, dataset, config or None)
         if corpus.startswith(NPZ_PREFIX):
             raise StatisticsError(
                 f"{corpus!r} names precomputed statistics, not a corpus of texts: pass it to "

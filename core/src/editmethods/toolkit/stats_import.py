@@ -46,6 +46,7 @@ def input_width(model: torch.nn.Module, module: str) -> int:
     """The width of the input of ``module`` (a ``nn.Linear`` or GPT-2 ``Conv1D``)."""
     mod = get_module(model, module)
     weight = mod.weight
+    assert isinstance(weight, torch.Tensor)  # a layer's weight (a Parameter)
     return int(weight.shape[0] if weight_layout(mod) == "in_out" else weight.shape[1])
 
 
