@@ -25,6 +25,7 @@ from editmethods.eval_report import EvalReport
 from editmethods.guard import Guard
 from editmethods.hookspecs import hookimpl
 from editmethods.hparams import HyperParams, load_hparams
+from editmethods.method import Method
 from editmethods.pipeline import Pipeline
 from editmethods.plugins import Plugins, get_plugins
 from editmethods.types import (
@@ -43,7 +44,7 @@ from editmethods.types import (
 __all__ = [
     "Architecture", "ArchitectureError", "ArgumentError", "CollapseError", "Delta", "EditError",
     "EditHandle", "EditRequest", "Editor", "EditmethodsError", "EvalContext", "EvalReport", "Guard",
-    "HyperParams", "HyperParamsError", "Location", "MethodError", "MethodSpec", "MetricResult",
+    "HyperParams", "HyperParamsError", "Location", "Method", "MethodError", "MethodSpec", "MetricResult",
     "MissingDependencyError", "ModelAlias", "ModelLoadError", "Pipeline", "Plugins", "PromptAnswer", "RequestError", "RollbackError",
     "SavedEditError", "Update", "get_plugins", "hookimpl", "load_hparams",
 ]

@@ -194,6 +194,11 @@ BUILTIN: Mapping[str, Architecture] = {
     ),
 }
 
+#: The decoder-only model types of :data:`BUILTIN` (``gpt2``, ``gptj``, ``gpt_neox``,
+#: ``llama``, ``mistral``, ``qwen2``): what a method that reads a causal LM's residual stream
+#: or prompt declares as ``MethodSpec(model_types=DECODER_ONLY)``.
+DECODER_ONLY: tuple[str, ...] = tuple(t for t, a in BUILTIN.items() if a.encoder is None)
+
 
 def resolve(model: Any, table: Mapping[str, Architecture]) -> Architecture:
     """The architecture of ``model`` from ``table`` by ``model.config.model_type``."""

@@ -8,6 +8,11 @@ The core's own plugins are registered exactly like third-party ones.
 A lifecycle call for method X reaches only the plugin that registered X, plus plugins that
 register no method at all (cross-cutting wrappers, the core's weight writer), so that with
 ROME and MEMIT both installed the wrong one never answers.
+
+A plugin is a module or an object with ``@hookimpl`` functions, or a method written as a
+:class:`~editmethods.method.Method` subclass (or instance): registering a module also
+registers the ``Method`` subclasses it defines, each as a plugin of its own under the
+module's name (see :mod:`editmethods.method`).
 """
 
 from __future__ import annotations
@@ -16,6 +21,7 @@ import importlib
 import importlib.metadata as metadata
 import os
 import warnings
+from types import ModuleType
 from typing import Any, Iterable
 
 import attrs
@@ -26,10 +32,10 @@ from editmethods.architectures import Architecture
 from editmethods.builtin import BUILTIN_PLUGINS
 from editmethods.errors import MethodError
 from editmethods.hookspecs import PROJECT
+from editmethods.method import LIFECYCLE_HOOKS, as_plugin, is_method, method_classes
 from editmethods.types import MethodSpec, ModelAlias
 
 ENV_VAR = "EDITMETHODS_LOAD_PLUGINS"
-LIFECYCLE_HOOKS = ("locate", "compute_update", "apply", "rollback", "commit")
 
 
 @attrs.frozen
@@ -59,6 +65,11 @@ class Plugins:
         self.load_errors: dict[str, str] = {}
         self._dists: dict[str, tuple[str | None, str | None]] = {}
         self._methods: dict[str, InstalledMethod] | None = None
+        # What register() was given, by the name it was registered under, and the objects
+        # that went into pluggy for it (the object itself and/or its Method plugins).
+        self._groups: dict[str, tuple[Any, tuple[Any, ...]]] = {}
+        # pluggy's name of each of those objects -> the name register() used.
+        self._group_of: dict[str, str] = {}
         if builtins:
             for module_name in BUILTIN_PLUGINS:
                 self.register(importlib.import_module(module_name), name=module_name)
@@ -67,21 +78,57 @@ class Plugins:
 
     # -- registration -------------------------------------------------------------------
     def register(self, plugin: Any, name: str | None = None) -> str:
-        """Register a plugin object (a module or an instance with ``@hookimpl`` methods).
+        """Register a plugin: a module or an object with ``@hookimpl`` functions, or a
+        :class:`~editmethods.method.Method` subclass or instance.
 
-        Unknown hook names are rejected, so a misspelled hook fails loudly.
+        A module's ``Method`` subclasses are registered with it (as ``NAME:METHOD``; their
+        methods are reported under ``NAME``). Unknown hook names are rejected, so a misspelled
+        hook fails loudly; a failure registers nothing.
+
+        :return: the name the plugin is known by (``unregister`` takes the plugin itself).
         """
-        registered = self.pm.register(plugin, name=name)
+        if is_method(plugin):
+            own, bound = None, [as_plugin(plugin)]
+        else:
+            own = plugin
+            classes = method_classes(plugin) if isinstance(plugin, ModuleType) else []
+            bound = [as_plugin(cls) for cls in classes]
+        added: list[Any] = []
         try:
+            if own is None:  # a Method on its own: known by its method's name by default
+                first = bound.pop(0)
+                name = name or first.method.spec.name
+            else:
+                first = own
+            group = self.pm.register(first, name=name)
+            if group is not None:  # None: a name blocked on pm, nothing registered
+                added.append(first)
+                for b in bound:
+                    self.pm.register(b, name=f"{group}:{b.method.spec.name}")
+                    added.append(b)
             self.pm.check_pending()
-        except pluggy.PluginValidationError:
-            self.pm.unregister(plugin)
+        except Exception:
+            for obj in reversed(added):
+                self.pm.unregister(obj)
             raise
+        if group is None:
+            return name or str(id(plugin))
+        self._groups[group] = (plugin, tuple(added))
+        for obj in added:
+            self._group_of[self.pm.get_name(obj) or group] = group
         self._methods = None
-        return registered or (name or str(id(plugin)))
+        return group
 
     def unregister(self, plugin: Any) -> None:
-        self.pm.unregister(plugin)
+        """Unregister what :meth:`register` registered for ``plugin`` (or a plugin object
+        registered on :attr:`pm` directly)."""
+        group = next((g for g, (original, _) in self._groups.items() if original is plugin), None)
+        if group is None:
+            self.pm.unregister(plugin)
+        else:
+            for obj in self._groups.pop(group)[1]:
+                self._group_of.pop(self.pm.get_name(obj) or group, None)
+                self.pm.unregister(obj)
         self._methods = None
 
     def load_entry_points(self, names: Iterable[str] | None = None) -> None:
@@ -121,7 +168,8 @@ class Plugins:
         if self._methods is None:
             found: dict[str, InstalledMethod] = {}
             for impl in self.pm.hook.register_methods.get_hookimpls():
-                plugin, plugin_name = impl.plugin, impl.plugin_name
+                plugin = impl.plugin
+                plugin_name = self._group_of.get(impl.plugin_name, impl.plugin_name)
                 specs: list[MethodSpec] = []
                 impl.function(*[specs.append for _ in impl.argnames])
                 package, version = self._dists.get(plugin_name, (None, None))
@@ -179,11 +227,15 @@ class Plugins:
         """Name, hooks, package and version of every registered plugin (for ``plugins``)."""
         rows = []
         for name, plugin in sorted(self.pm.list_name_plugin(), key=lambda x: x[0]):
-            hooks = sorted(h.name for h in self.pm.get_hookcallers(plugin) or [])
+            if self._group_of.get(name, name) != name:
+                continue  # a module's Method plugin: shown in the module's row
+            members = self._groups[name][1] if name in self._groups else (plugin,)
+            hooks = sorted({h.name for m in members for h in self.pm.get_hookcallers(m) or []})
             package, version = self._dists.get(name, (None, None))
             if package is None and name.startswith("editmethods."):
                 package, version = "editmethods", _version("editmethods")
-            methods = sorted(m.spec.name for m in self.methods.values() if m.plugin is plugin)
+            methods = sorted(m.spec.name for m in self.methods.values()
+                             if any(m.plugin is member for member in members))
             rows.append({"name": name, "package": package, "version": version,
                          "hooks": hooks, "methods": methods})
         return rows
@@ -213,4 +265,5 @@ def reset_plugins() -> None:
     _default = None
 
 
-__all__ = ["ENV_VAR", "InstalledMethod", "Plugins", "get_plugins", "reset_plugins"]
+__all__ = ["ENV_VAR", "LIFECYCLE_HOOKS", "InstalledMethod", "Plugins", "get_plugins",
+           "reset_plugins"]

@@ -1,45 +1,33 @@
-"""The ``ike`` method's hooks."""
+"""The ``ike`` method: the class the entry point's module registers."""
 
 from __future__ import annotations
 
-from editmethods.hookspecs import hookimpl
+from editmethods.architectures import DECODER_ONLY
+from editmethods.method import Method
 from editmethods.types import MethodSpec
 from editmethods_ike.hparams_ike import IKEHyperParams
 from editmethods_ike.method import METHOD, apply_ike, compute_ike_update, rollback_ike
 
-#: Decoder-only architectures the in-context router is checked on.
-MODEL_TYPES = ("gpt2", "gptj", "gpt_neox", "llama", "mistral", "qwen2")
 
-
-@hookimpl
-def register_methods(register):
-    register(MethodSpec(
+class IKE(Method):
+    # The decoder-only architectures: the ones the in-context router is checked on.
+    spec = MethodSpec(
         name=METHOD,
         hparams_class=IKEHyperParams,
         description="In-context knowledge editing: retrieved demonstrations and the new fact "
                     "in the prompt; weights frozen",
-        model_types=MODEL_TYPES,
+        model_types=DECODER_ONLY,
         batch=True,
         writes_weights=False,
-    ))
+    )
 
+    def compute_update(self, model, tokenizer, requests, hparams):
+        return compute_ike_update(model, tokenizer, requests, hparams)
 
-@hookimpl
-def compute_update(method, model, tokenizer, requests, hparams):
-    return compute_ike_update(model, tokenizer, requests, hparams)
+    # Their parameters are the hooks' own argument names: they serve as the steps directly.
+    apply = staticmethod(apply_ike)
+    rollback = staticmethod(rollback_ike)
 
-
-@hookimpl
-def apply(method, model, tokenizer, update, handle):
-    return apply_ike(model, tokenizer, update, handle)
-
-
-@hookimpl
-def rollback(method, model, handle):
-    return rollback_ike(model, handle)
-
-
-@hookimpl
-def commit(method, model, handle):
-    # A prompt cannot be folded into weights: the context simply stays for good.
-    return True
+    def commit(self):
+        # A prompt cannot be folded into weights: the context simply stays for good.
+        return True

@@ -1,32 +1,28 @@
-"""The ``memit`` method's hooks."""
+"""The ``memit`` method: the class the entry point's module registers."""
 
 from __future__ import annotations
 
-from editmethods.hookspecs import hookimpl
+from editmethods.architectures import DECODER_ONLY
+from editmethods.method import Method
 from editmethods.types import MethodSpec
 from editmethods_memit.hparams_memit import MEMITHyperParams
 from editmethods_memit.method import compute_memit_update, locate_memit
-from editmethods_rome.plugin import MODEL_TYPES
 
 
-@hookimpl
-def register_methods(register):
-    register(MethodSpec(
+class MEMIT(Method):
+    spec = MethodSpec(
         name="memit",
         hparams_class=MEMITHyperParams,
         description="MEMIT: many facts at once, spread over a range of MLP layers "
                     "(Meng et al. 2023), with the z vectors of a batch optimized together",
-        model_types=MODEL_TYPES,
+        model_types=DECODER_ONLY,
         batch=True,
         writes_weights=True,
-    ))
+    )
 
+    def locate(self, method, model, tokenizer, requests, hparams, architecture):
+        return locate_memit(model, tokenizer, requests, hparams, architecture, method)
 
-@hookimpl
-def locate(method, model, tokenizer, requests, hparams, architecture):
-    return locate_memit(model, tokenizer, requests, hparams, architecture, method)
-
-
-@hookimpl
-def compute_update(method, model, tokenizer, requests, hparams, location, architecture):
-    return compute_memit_update(model, tokenizer, requests, hparams, location, architecture, method)
+    def compute_update(self, method, model, tokenizer, requests, hparams, location, architecture):
+        return compute_memit_update(model, tokenizer, requests, hparams, location, architecture,
+                                    method)

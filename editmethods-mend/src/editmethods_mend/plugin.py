@@ -1,15 +1,15 @@
-"""The ``mend`` method's hooks and its ``editmethods train mend`` command."""
+"""The ``mend`` method and its ``editmethods train mend`` command."""
 
 from __future__ import annotations
 
 from editmethods.hookspecs import hookimpl
+from editmethods.method import Method
 from editmethods.types import MethodSpec
 from editmethods_mend.hparams_mend import MENDHyperParams
 
 
-@hookimpl
-def register_methods(register):
-    register(MethodSpec(
+class MEND(Method):
+    spec = MethodSpec(
         name="mend",
         hparams_class=MENDHyperParams,
         description="MEND: a meta-trained editor network maps the edit's fine-tuning gradient "
@@ -17,21 +17,19 @@ def register_methods(register):
         model_types=("*",),
         batch=True,
         writes_weights=True,
-    ))
+    )
 
+    # The algorithm is imported on first use, so that loading the plugin (for `editmethods
+    # plugins`, or to edit with another method) stays cheap.
+    def locate(self, model, hparams, architecture):
+        from editmethods_mend.method import locate_mend
 
-@hookimpl
-def locate(method, model, tokenizer, requests, hparams, architecture):
-    from editmethods_mend.method import locate_mend
+        return locate_mend(model, hparams, architecture)
 
-    return locate_mend(model, hparams, architecture)
+    def compute_update(self, model, tokenizer, requests, hparams, architecture):
+        from editmethods_mend.method import compute_mend_update
 
-
-@hookimpl
-def compute_update(method, model, tokenizer, requests, hparams, location, architecture):
-    from editmethods_mend.method import compute_mend_update
-
-    return compute_mend_update(model, tokenizer, requests, hparams, architecture)
+        return compute_mend_update(model, tokenizer, requests, hparams, architecture)
 
 
 @hookimpl

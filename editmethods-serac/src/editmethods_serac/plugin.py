@@ -1,54 +1,48 @@
-"""The ``serac`` method's hooks and its ``editmethods train serac`` command."""
+"""The ``serac`` method and its ``editmethods train serac`` command."""
 
 from __future__ import annotations
 
+from editmethods.architectures import DECODER_ONLY
 from editmethods.hookspecs import hookimpl
+from editmethods.method import Method
 from editmethods.types import MethodSpec
 from editmethods_serac.hparams_serac import SERACHyperParams
 
 METHOD = "serac"
-#: Decoder-only architectures the in-context router is checked on.
-MODEL_TYPES = ("gpt2", "gptj", "gpt_neox", "llama", "mistral", "qwen2")
 
 
-@hookimpl
-def register_methods(register):
-    register(MethodSpec(
+class SERAC(Method):
+    # The decoder-only architectures: the ones the in-context router is checked on.
+    spec = MethodSpec(
         name=METHOD,
         hparams_class=SERACHyperParams,
         description="SERAC: edit memory + scope classifier + counterfactual model; base "
                     "weights frozen (Mitchell et al., 2022)",
-        model_types=MODEL_TYPES,
+        model_types=DECODER_ONLY,
         batch=True,
         writes_weights=False,
-    ))
+    )
 
+    # The algorithm is imported on first use, so that loading the plugin (for `editmethods
+    # plugins`, or to edit with another method) stays cheap.
+    def compute_update(self, model, tokenizer, requests, hparams):
+        from editmethods_serac.method import compute_serac_update
 
-@hookimpl
-def compute_update(method, model, tokenizer, requests, hparams):
-    from editmethods_serac.method import compute_serac_update
+        return compute_serac_update(model, tokenizer, requests, hparams)
 
-    return compute_serac_update(model, tokenizer, requests, hparams)
+    def apply(self, model, tokenizer, update, handle):
+        from editmethods_serac.method import apply_serac
 
+        return apply_serac(model, tokenizer, update, handle)
 
-@hookimpl
-def apply(method, model, tokenizer, update, handle):
-    from editmethods_serac.method import apply_serac
+    def rollback(self, model, handle):
+        from editmethods_serac.method import rollback_serac
 
-    return apply_serac(model, tokenizer, update, handle)
+        return rollback_serac(model, handle)
 
-
-@hookimpl
-def rollback(method, model, handle):
-    from editmethods_serac.method import rollback_serac
-
-    return rollback_serac(model, handle)
-
-
-@hookimpl
-def commit(method, model, handle):
-    # A memory entry cannot be folded into the base weights: it simply stays for good.
-    return True
+    def commit(self):
+        # A memory entry cannot be folded into the base weights: it simply stays for good.
+        return True
 
 
 @hookimpl

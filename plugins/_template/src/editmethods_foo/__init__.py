@@ -1,5 +1,4 @@
-"""The foo editing method for editmethods (a template: copy, rename, replace the method)."""
+"""The foo editing method for editmethods (a template: copy, rename, replace the method).
 
-from editmethods_foo.hparams import FooHyperParams
-
-__all__ = ["FooHyperParams"]
+Everything is in :mod:`editmethods_foo.plugin`: ``FooHyperParams`` and the method, ``Foo``.
+"""

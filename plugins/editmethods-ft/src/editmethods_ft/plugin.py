@@ -1,16 +1,15 @@
-"""The ``ft`` method's hooks."""
+"""The ``ft`` method: the class the entry point's module registers."""
 
 from __future__ import annotations
 
-from editmethods.hookspecs import hookimpl
+from editmethods.method import Method
 from editmethods.types import MethodSpec
 from editmethods_ft.hparams_ft import FTHyperParams
 from editmethods_ft.method import compute_ft_update
 
 
-@hookimpl
-def register_methods(register):
-    register(MethodSpec(
+class FT(Method):
+    spec = MethodSpec(
         name="ft",
         hparams_class=FTHyperParams,
         description="Fine-tuning of chosen weights: FT-M (target tokens, prompt masked) or "
@@ -18,9 +17,7 @@ def register_methods(register):
         model_types=("*",),
         batch=True,
         writes_weights=True,
-    ))
+    )
 
-
-@hookimpl
-def compute_update(method, model, tokenizer, requests, hparams, location, architecture):
-    return compute_ft_update(model, tokenizer, requests, hparams, location, architecture)
+    def compute_update(self, model, tokenizer, requests, hparams, location, architecture):
+        return compute_ft_update(model, tokenizer, requests, hparams, location, architecture)
