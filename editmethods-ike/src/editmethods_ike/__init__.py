@@ -6,10 +6,16 @@
 ...             target_new="Lyon"), method="ike")                       # doctest: +SKIP
 """
 
-from editmethods_ike.demonstrations import Demonstration, demonstrations_from_records, load_demonstrations
-from editmethods_ike.encoder import DEFAULT_ENCODER, EncoderError, SentenceEncoder, get_encoder
+# The encoder and the router live in the core's toolkit (SERAC uses them too); they are
+# re-exported here because IKE's users have imported them from this package.
+from editmethods.toolkit.encoder import DEFAULT_ENCODER, EncoderError, SentenceEncoder, get_encoder
+from editmethods.toolkit.routing import ContextRouter, Route
+from editmethods_ike.demonstrations import (
+    Demonstration,
+    demonstrations_from_records,
+    load_demonstrations,
+)
 from editmethods_ike.hparams_ike import IKEHyperParams
-from editmethods_ike.routing import ContextRouter, Route
 
 __all__ = [
     "ContextRouter", "DEFAULT_ENCODER", "Demonstration", "EncoderError", "IKEHyperParams", "Route",

@@ -23,6 +23,7 @@ from typing import Any, Iterable, Mapping, Sequence
 import attrs
 
 from editmethods.errors import EditmethodsError
+from editmethods.toolkit.routing import fact_line
 
 KINDS = ("copy", "update", "retain")
 
@@ -44,16 +45,6 @@ class Demonstration:
     def text(self) -> str:
         """``New Fact: {prompt} {new}\\nPrompt: {query} {answer}``."""
         return f"{fact_line(self.new_fact, self.target_new)}\nPrompt: {self.query} {self.answer}"
-
-
-def fact_line(prompt: str, target: str) -> str:
-    """The line that states an edit: ``New Fact: {prompt} {target}``."""
-    return f"New Fact: {prompt} {target.strip()}"
-
-
-def edit_context(prompt: str, target: str) -> str:
-    """An edit's statement followed by the query marker; the query follows after a space."""
-    return f"{fact_line(prompt, target)}\nPrompt:"
 
 
 def _strip_nq(text: str) -> str:

@@ -3,7 +3,7 @@
 ``compute_update`` retrieves the demonstrations nearest to each new fact and assembles the
 context; the update carries it in ``meta`` (JSON) and the new fact's embedding in
 ``payload``, so a saved edit re-applies without the store. ``apply`` adds the context to the
-model's in-context memory and hooks the model (see :mod:`editmethods_ike.routing`);
+model's in-context memory and hooks the model (see :mod:`editmethods.toolkit.routing`);
 ``rollback`` removes exactly that edit's contexts, and the hooks go with the last one.
 """
 
@@ -18,19 +18,18 @@ import attrs
 import torch
 
 from editmethods.errors import EditError
+from editmethods.toolkit.encoder import SentenceEncoder, get_encoder
+from editmethods.toolkit.routing import ContextRouter, Route, edit_context
 from editmethods.types import EditHandle, EditRequest, Update
 from editmethods_ike.demonstrations import (
     Demonstration,
     DemonstrationError,
     assemble,
     default_store_path,
-    edit_context,
     load_demonstrations,
     nearest,
 )
-from editmethods_ike.encoder import SentenceEncoder, get_encoder
 from editmethods_ike.hparams_ike import IKEHyperParams
-from editmethods_ike.routing import ContextRouter, Route
 
 METHOD = "ike"
 SEPARATOR = "\n\n"

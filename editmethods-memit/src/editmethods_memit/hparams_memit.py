@@ -24,15 +24,13 @@ import attrs
 from attrs import validators as v
 
 from editmethods.hparams import tuple_of
-
-from editmethods_rome.contexts import MEMIT_STARTS
-from editmethods_rome.hparams_rome import (
+from editmethods_rome.api import (
+    MEMIT_STARTS,
     LocateThenEditHyperParams,
-    _check_length_params,
-    _length_params,
+    check_length_params,
+    length_params,
     optional_layers,
 )
-
 
 #: λ/d_in when hparams give no λ at all: between the papers' tuned GPT-J (0.92) and GPT-2 XL
 #: (3.1) values, and in the middle of the range that edited all of a batch of 12 on
@@ -86,7 +84,7 @@ class MEMITHyperParams(LocateThenEditHyperParams):
                                                            validator=v.optional(v.gt(0)))
     #: MEMIT's prefixes: 5 of 10 tokens after "The", "Therefore", "Because", "I", "You".
     context_template_length_params: tuple[tuple[int, int], ...] = attrs.field(
-        default=((10, 5),), converter=_length_params, validator=_check_length_params)
+        default=((10, 5),), converter=length_params, validator=check_length_params)
     context_template_starts: tuple[str, ...] = attrs.field(default=MEMIT_STARTS,
                                                               converter=tuple_of(str))
     context_seed: int = 0

@@ -26,18 +26,27 @@ from editmethods.architectures import Architecture, get_module, weight_layout
 from editmethods.errors import EditError
 from editmethods.types import Delta, EditRequest, Location, Update
 from editmethods_memit.hparams_memit import MEMITHyperParams, lambda_for
-from editmethods_rome.contexts import generate_prefixes
-from editmethods_rome.keys import averaged_keys, context_sites, module_io_at
-from editmethods_rome.depth import memit_layers, warn_chosen
-from editmethods_rome.method import check_loss_layer, check_module_templates, module_name
-from editmethods_rome.update import module_stats
-from editmethods_rome.values import ValueResult, optimize_values
+from editmethods_rome.api import (
+    ValueResult,
+    averaged_keys,
+    check_loss_layer,
+    check_module_templates,
+    context_sites,
+    generate_prefixes,
+    memit_layers,
+    module_io_at,
+    module_name,
+    module_stats,
+    optimize_values,
+    traced_layer,
+    warn_chosen,
+)
 
 
 def memit_layers_for(model: torch.nn.Module, hp: MEMITHyperParams, arch: Architecture,
                      method: str = "memit", warn: bool = True) -> tuple[int, ...]:
     """The layers from hparams, or, when hparams set none, the window the model's depth
-    gives (:func:`editmethods_rome.depth.memit_layers`, with a warning saying how to set it)."""
+    gives (:func:`editmethods_rome.api.memit_layers`, with a warning saying how to set it)."""
     if hp.layers is not None:
         return tuple(hp.layers)
     n = arch.n_layers(model)
@@ -54,10 +63,8 @@ def locate_memit(model: torch.nn.Module, tokenizer: Any, requests: Sequence[Edit
     layer that causal tracing finds strongest."""
     source = "hparams" if hp.layers is not None else "depth"
     if hp.locate == "causal_trace":
-        from editmethods_rome.method import _traced_layer
-
         width = len(memit_layers_for(model, hp, arch, method, warn=False))
-        top = _traced_layer(model, tokenizer, requests, arch, method)
+        top = traced_layer(model, tokenizer, requests, arch, method)
         layers = tuple(range(max(0, top - width + 1), top + 1))
         source = "causal_trace"
     else:

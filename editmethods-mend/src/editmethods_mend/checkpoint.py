@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import weakref
-from importlib import resources
 from pathlib import Path
 from typing import Any, Mapping
 
@@ -19,6 +18,7 @@ import torch
 from editmethods.errors import EditError
 from editmethods.fingerprint import model_fingerprint
 from editmethods.ledger import Ledger
+from editmethods.toolkit.checkpoints import bundled_checkpoint, shipped_checkpoints
 from editmethods_mend.network import MENDEditor
 
 WEIGHTS = "editor.safetensors"
@@ -98,22 +98,12 @@ def load_editor(folder: str | Path) -> tuple[MENDEditor, dict[str, Any]]:
 
 def bundled_folders() -> list[Path]:
     """The editor checkpoints shipped inside this package."""
-    root = resources.files("editmethods_mend") / "checkpoints"
-    path = Path(str(root))
-    if not path.is_dir():
-        return []
-    return sorted(p for p in path.iterdir() if (p / CONFIG).is_file())
+    return shipped_checkpoints(__file__, marker=CONFIG)
 
 
 def find_bundled(base_hash: str) -> Path | None:
     """The bundled checkpoint trained for the model with ``base_hash``, if any."""
-    for folder in bundled_folders():
-        try:
-            if json.loads((folder / CONFIG).read_text()).get("base_model_hash") == base_hash:
-                return folder
-        except (OSError, json.JSONDecodeError):
-            continue
-    return None
+    return bundled_checkpoint(__file__, base_hash, marker=CONFIG, key="base_model_hash")
 
 
 def check_base(config: Mapping[str, Any], folder: Path, model: torch.nn.Module) -> None:

@@ -8,7 +8,7 @@ the paper), ``v_weight_decay`` divides by its square, and ``mom2_ridge`` is a mu
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Any, Literal
 
 import attrs
 from attrs import validators as v
@@ -22,13 +22,19 @@ _pairs = tuple_of(object)
 _ints = tuple_of(int)
 
 
-def _length_params(value):
-    """``[[tokens, count], ...]`` -> a tuple of tuples of ints; a string or a non-integer is
-    refused, not coerced (files are checked by the loader before; this guards Python use)."""
+def length_params(value: Any) -> tuple[tuple[int, ...], ...]:
+    """attrs converter of ``context_template_length_params``: ``[[tokens, count], ...]`` -> a
+    tuple of tuples of ints; a string or a non-integer is refused, not coerced (files are
+    checked by the loader before; this guards Python use). MEMIT's hparams use it too."""
     return tuple(_ints(p) for p in _pairs(value))
 
 
-def _check_length_params(instance, attribute, value):
+def check_length_params(instance: Any, attribute: attrs.Attribute, value: Any) -> None:
+    """attrs validator of ``context_template_length_params``: each pair is
+    ``[tokens >= 1, count >= 0]``.
+
+    :raises ValueError: naming the field and the first bad pair.
+    """
     for p in value:
         if len(p) != 2 or p[0] < 1 or p[1] < 0:
             raise ValueError(
@@ -106,7 +112,7 @@ class ROMEHyperParams(LocateThenEditHyperParams):
     clamp_norm_factor: float = attrs.field(default=4.0, validator=v.gt(0))
     #: [[tokens, count], ...] of generated context prefixes (ROME: 10 of 5 and 10 of 10).
     context_template_length_params: tuple[tuple[int, int], ...] = attrs.field(
-        default=((5, 10), (10, 10)), converter=_length_params, validator=_check_length_params)
+        default=((5, 10), (10, 10)), converter=length_params, validator=check_length_params)
     #: Seed of the prefix sampler.
     context_seed: int = 0
     #: "original": key k* averaged over the prefixes in C⁻¹k*, but the bare prompt's key and

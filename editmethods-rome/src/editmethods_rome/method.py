@@ -24,6 +24,8 @@ from editmethods_rome.values import optimize_values
 
 
 def module_name(template: str | None, arch: Architecture, role: str, layer: int) -> str:
+    """The module an edit writes at ``layer``: the hparams template (``transformer.h.{}.mlp.c_proj``)
+    when given, else the architecture's path for ``role``."""
     return template.format(layer) if template else arch.path(role, layer)
 
 
@@ -73,7 +75,7 @@ def locate_rome(model: torch.nn.Module, tokenizer: Any, requests: Sequence[EditR
     """The layer from hparams, from causal tracing when ``locate: causal_trace``, or from
     the model's depth when hparams set no ``layers``."""
     if hp.locate == "causal_trace":
-        layers: tuple[int, ...] = (_traced_layer(model, tokenizer, requests, arch, method),)
+        layers: tuple[int, ...] = (traced_layer(model, tokenizer, requests, arch, method),)
         source = "causal_trace"
     else:
         source = "hparams" if hp.layers is not None else "depth"
@@ -84,9 +86,15 @@ def locate_rome(model: torch.nn.Module, tokenizer: Any, requests: Sequence[EditR
     return Location(layers=layers, modules=modules, info={"source": source})
 
 
-def _traced_layer(model, tokenizer, requests, arch, method) -> int:
+def traced_layer(model: torch.nn.Module, tokenizer: Any, requests: Sequence[EditRequest],
+                 arch: Architecture, method: str) -> int:
     """The layer whose MLP, restored at the subject's last token, recovers the answer most
-    (the core's causal tracing, averaged over the requests)."""
+    (the core's causal tracing, averaged over the requests): ``locate: causal_trace`` of ROME
+    and MEMIT.
+
+    :param method: the method's name, for the error message.
+    :raises EditError: when this version of the core has no causal tracing.
+    """
     import importlib
 
     try:

@@ -18,11 +18,11 @@ import torch
 
 from editmethods.errors import EditmethodsError
 from editmethods.fingerprint import tensor_hash
+from editmethods.toolkit.checkpoints import bundled_checkpoint
 
 META_NAME = "serac.json"
 FORMAT = "editmethods.serac-checkpoint"
 FORMAT_VERSION = 1
-BUNDLED_DIR = Path(__file__).resolve().parent / "checkpoints"
 
 
 class CheckpointError(EditmethodsError, RuntimeError):
@@ -53,6 +53,7 @@ def save_checkpoint(folder: str | Path, model: torch.nn.Module, meta: dict[str, 
 
 
 def read_meta(folder: str | Path) -> dict[str, Any]:
+    """The ``serac.json`` of a checkpoint folder, its format checked."""
     folder = Path(folder)
     path = folder / META_NAME
     if not path.is_file():
@@ -70,16 +71,8 @@ def read_meta(folder: str | Path) -> dict[str, Any]:
 
 def bundled_for(fingerprint: str) -> Path | None:
     """The bundled checkpoint trained for the base model with that fingerprint, if any."""
-    if not BUNDLED_DIR.is_dir():
-        return None
-    for folder in sorted(BUNDLED_DIR.iterdir()):
-        if (folder / META_NAME).is_file():
-            try:
-                if read_meta(folder).get("base_fingerprint") == fingerprint:
-                    return folder
-            except (CheckpointError, json.JSONDecodeError):
-                continue
-    return None
+    return bundled_checkpoint(__file__, fingerprint, marker=META_NAME, key="base_fingerprint",
+                              read=read_meta)
 
 
 def resolve_checkpoint(checkpoint: str | None, model: torch.nn.Module) -> tuple[Path, dict[str, Any]]:

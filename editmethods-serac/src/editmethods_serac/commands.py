@@ -6,6 +6,7 @@ import click
 
 from editmethods.cli import model_options, train_group
 
+
 def register(cli: click.Group) -> None:
     group = train_group(cli)
     if "serac" in group.commands:
@@ -43,8 +44,8 @@ def register(cli: click.Group) -> None:
 
         import torch
 
-        from editmethods import Editor, EditmethodsError
-        from editmethods_ike.encoder import DEFAULT_ENCODER
+        from editmethods import EditmethodsError, Editor
+        from editmethods.toolkit.encoder import DEFAULT_ENCODER
         from editmethods_serac.data import default_train_path, read_cases
         from editmethods_serac.train import TrainConfig, train_serac
 

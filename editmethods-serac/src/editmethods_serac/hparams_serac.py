@@ -6,8 +6,7 @@ import attrs
 from attrs import validators as v
 
 from editmethods.hparams import HyperParams
-
-from editmethods_ike.encoder import DEFAULT_ENCODER
+from editmethods.toolkit.encoder import DEFAULT_ENCODER
 
 
 @attrs.frozen

@@ -3,7 +3,7 @@
 ``compute_update`` embeds each edit for the scope classifier (:mod:`editmethods_serac.scope`:
 learned, or cosine similarity) and names the counterfactual model; ``apply`` adds the edits to the model's memory and hooks its forward so that inputs in
 an edit's scope are answered by the counterfactual model given ``New Fact: {edit}\\nPrompt:
-{input}`` (logits aligned to the caller's positions, see :mod:`editmethods_ike.routing`),
+{input}`` (logits aligned to the caller's positions, see :mod:`editmethods.toolkit.routing`),
 while all other inputs get exactly the base model's logits. ``rollback`` removes the edit
 from memory; the hooks go with the last edit. The base weights are never written.
 """
@@ -19,10 +19,9 @@ import attrs
 import torch
 
 from editmethods.errors import EditError
+from editmethods.toolkit.encoder import get_encoder
+from editmethods.toolkit.routing import ContextRouter, Route, edit_context
 from editmethods.types import EditHandle, EditRequest, Update
-from editmethods_ike.demonstrations import edit_context
-from editmethods_ike.encoder import get_encoder
-from editmethods_ike.routing import ContextRouter, Route
 from editmethods_serac.checkpoint import base_fingerprint, load_counterfactual, resolve_checkpoint
 from editmethods_serac.hparams_serac import SERACHyperParams
 from editmethods_serac.scope import LEARNED_THRESHOLD, SCOPE_FILE, CosineScope, LearnedScope

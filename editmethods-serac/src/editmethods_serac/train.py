@@ -22,8 +22,8 @@ import torch
 
 from editmethods.architectures import BUILTIN, Architecture, resolve
 from editmethods.scoring import pad_id, target_ids
-from editmethods_ike.demonstrations import edit_context
-from editmethods_ike.encoder import DEFAULT_ENCODER, get_encoder
+from editmethods.toolkit.encoder import DEFAULT_ENCODER, get_encoder
+from editmethods.toolkit.routing import edit_context
 from editmethods_serac.checkpoint import base_fingerprint, save_checkpoint
 from editmethods_serac.data import Case
 from editmethods_serac.scope import SCOPE_FILE, embed_pairs, scope_pairs, train_learned_scope
@@ -189,7 +189,7 @@ def train_counterfactual(base: torch.nn.Module, tokenizer: Any, cases: Sequence[
     """
     from tqdm.auto import tqdm
 
-    from editmethods_ike.routing import max_positions
+    from editmethods.toolkit.routing import max_positions
 
     torch.manual_seed(config.seed)
     rng = random.Random(config.seed)

