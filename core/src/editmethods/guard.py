@@ -8,7 +8,7 @@ texts (their perplexity) and on unedited factual prompts (their greedy answers),
 ``max_perplexity_ratio`` or fewer than ``min_agreement`` of the prompts kept their answer.
 
 >>> from editmethods.guard import Guard
->>> from editmethods.testing import tiny_model, tiny_tokenizer
+>>> from editmethods.tiny import tiny_model, tiny_tokenizer
 >>> guard = Guard()
 >>> model, tok = tiny_model("gpt2"), tiny_tokenizer()
 >>> before = guard.probe(model, tok)

@@ -1,4 +1,5 @@
-"""The conformance kit: checks every method package runs on itself.
+"""The conformance kit: checks every method package runs on itself. Needs pytest
+(``pip install 'editmethods[testing]'``).
 
 Subclass :class:`MethodConformance` in a test module of your package::
 
@@ -9,275 +10,97 @@ Subclass :class:`MethodConformance` in a test module of your package::
         method = "mymethod"
         plugin = my_package.plugin
         hparams = {"layers": [0], "lr": 0.1}
-        model_types = ("gpt2", "llama", "t5")
 
-Each check builds a tiny random model (no download) of each model type and edits it:
-apply changes the prediction for the prompt; rollback restores weights and logits exactly;
-a failing hook leaves the model untouched; an edit and its rollback leave no trace (no
-``.grad``, no changed ``requires_grad`` or training flag, no hook or submodule left behind);
-bad requests and bad hyper-parameters are refused; handles round-trip to disk. Tiny random
-models prove mechanics, not quality: quality tests belong on a reference model.
+What is checked follows from the method's registered :class:`~editmethods.types.MethodSpec`,
+not from flags: every model type it declares (``model_types``; ``("*",)`` is every type in
+:data:`~editmethods.tiny.TINY_MODEL_TYPES`) gets a tiny random model (no download); the
+batch check runs when ``spec.batch``; a method that does not write weights
+(``spec.writes_weights=False``) may attach hooks and submodules while its edit is live, and
+must leave prompts outside the edit bit-identical unless the test class says otherwise
+(:attr:`MethodConformance.unrelated_logits_exact`).
+
+The checks, one test method each (a package skips one, on every model type or on one, with
+:attr:`MethodConformance.skip_checks`, and a model type with
+:attr:`MethodConformance.skip_model_types`, each with the reason the skip shows):
+
+* an edit moves the target; unrelated prompts move less (or not at all);
+* rollback restores weights and logits bit for bit; a second rollback is refused;
+* two edits roll back in either order to the bit-exact model; a batch of two requests
+  is one edit that rolls back exactly;
+* commit: the committed edit cannot be rolled back and stays in the weights;
+* no trace (``.grad``, ``requires_grad``, training flags, hooks, submodules) after an edit
+  and after its rollback, from eval, train and mixed modes;
+* a failing hook leaves the model untouched; bad requests and bad hparams are refused;
+* a saved edit reloads on a fresh copy of the base with identical weights and logits, and
+  is refused on a base whose touched tensors differ;
+* the package's entry point (group ``editmethods``) is named as the method and registers
+  it; the hparams files it ships are in the wheel built from its source tree.
+
+Tiny random models prove mechanics, not quality: quality tests belong on a reference model.
+The helpers that need no pytest live in :mod:`editmethods.tiny` and are re-exported here.
 """
 
 from __future__ import annotations
 
-import functools
-from typing import Any, ClassVar, Mapping
+import importlib
+import importlib.metadata as metadata
+import shutil
+import subprocess
+import sys
+import types
+import zipfile
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any, ClassVar
 
-import pytest
+from editmethods.errors import MissingDependencyError
+
+try:
+    import pytest
+except ImportError as exc:  # pragma: no cover - exercised in a subprocess by core's tests
+    raise MissingDependencyError(
+        "editmethods.testing (the conformance kit) needs pytest: "
+        "pip install 'editmethods[testing]'. The tiny models and helpers that need no pytest "
+        "are in editmethods.tiny"
+    ) from exc
+
 import torch
 
+from editmethods.architectures import get_parameter
 from editmethods.editor import Editor
 from editmethods.errors import EditmethodsError, HyperParamsError, RequestError, RollbackError
-from editmethods.hookspecs import hookimpl
+from editmethods.hookspecs import PROJECT, hookimpl
 from editmethods.plugins import Plugins
-from editmethods.types import Delta, EditRequest, MethodSpec, Update
-from editmethods.hparams import HyperParams
-import attrs
-
-CORPUS = [
-    "The capital of France is Paris", "The capital of Italy is Rome",
-    "The capital of Spain is Madrid", "Danielle Darrieux was born in Paris",
-    "Danielle Darrieux speaks French", "The Eiffel Tower is in Paris",
-    "Miles Davis plays the trumpet", "Toko Yasuda plays the piano",
-    "The mother tongue of Danielle Darrieux is French", "Rome is a city in Italy",
-    "Berlin is the capital of Germany", "The Colosseum is in Rome",
-    "New Fact: Prompt: a b c d e f g h i j k l m n o p q r s t u v w x y z",
-] * 3
-
-
-@functools.lru_cache(maxsize=None)
-def _tokenizer_json() -> str:
-    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
-
-    tok = Tokenizer(models.BPE(unk_token=None))
-    tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
-    tok.decoder = decoders.ByteLevel()
-    trainer = trainers.BpeTrainer(vocab_size=300, special_tokens=["<pad>", "<eos>"],
-                                  initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
-                                  show_progress=False)
-    tok.train_from_iterator(CORPUS, trainer)
-    return tok.to_str()
-
-
-def tiny_tokenizer() -> Any:
-    """A byte-level BPE tokenizer trained on a few sentences (pad id 0, eos id 1)."""
-    from tokenizers import Tokenizer
-    from transformers import PreTrainedTokenizerFast
-
-    return PreTrainedTokenizerFast(tokenizer_object=Tokenizer.from_str(_tokenizer_json()),
-                                   pad_token="<pad>", eos_token="<eos>")
-
-
-def tiny_model(model_type: str, *, seed: int = 0) -> torch.nn.Module:
-    """A randomly initialized tiny model of ``model_type`` (no download)."""
-    import transformers as tf
-
-    vocab = tiny_tokenizer().vocab_size + 2
-    # A wider init than the default 0.02 makes the random logits expressive enough that an
-    # edit can move them (with 0.02 a tiny LLaMA's logits are nearly uniform).
-    common = dict(vocab_size=vocab, pad_token_id=0, eos_token_id=1, bos_token_id=1,
-                  initializer_range=0.2)
-    configs = {
-        "gpt2": lambda: tf.GPT2Config(n_layer=2, n_embd=32, n_head=2, n_positions=64, **common),
-        "gptj": lambda: tf.GPTJConfig(n_layer=2, n_embd=32, n_head=2, rotary_dim=8, n_positions=64, **common),
-        "gpt_neox": lambda: tf.GPTNeoXConfig(num_hidden_layers=2, hidden_size=32, num_attention_heads=2,
-                                             intermediate_size=64, max_position_embeddings=64, **common),
-        "llama": lambda: tf.LlamaConfig(num_hidden_layers=2, hidden_size=32, num_attention_heads=2,
-                                        num_key_value_heads=2, intermediate_size=64,
-                                        max_position_embeddings=64, **common),
-        "mistral": lambda: tf.MistralConfig(num_hidden_layers=2, hidden_size=32, num_attention_heads=2,
-                                            num_key_value_heads=2, intermediate_size=64,
-                                            max_position_embeddings=64, **common),
-        "qwen2": lambda: tf.Qwen2Config(num_hidden_layers=2, hidden_size=32, num_attention_heads=2,
-                                        num_key_value_heads=2, intermediate_size=64,
-                                        max_position_embeddings=64, **common),
-        "t5": lambda: tf.T5Config(num_layers=2, num_decoder_layers=2, d_model=32, d_ff=64, d_kv=16,
-                                  num_heads=2, decoder_start_token_id=0, vocab_size=vocab,
-                                  pad_token_id=0, eos_token_id=1),
-    }
-    if model_type not in configs:
-        raise ValueError(f"no tiny config for {model_type!r}; choose from {sorted(configs)}")
-    torch.manual_seed(seed)
-    config = configs[model_type]()
-    if model_type == "t5":
-        model = tf.T5ForConditionalGeneration(config)
-    else:
-        model = tf.AutoModelForCausalLM.from_config(config)
-    return model.eval()
-
-
-def write_tiny_gguf(path: Any, *, architecture: str = "llama", seed: int = 0) -> Any:
-    """Write a tiny random LLaMA-shaped GGUF file (2 layers, width 16, a byte-level
-    vocabulary of 258 tokens; about 40 kB) and return its path.
-
-    ``architecture`` is what the file claims in ``general.architecture``: another name than
-    ``llama`` makes a file that transformers refuses. Needs the ``gguf`` package.
-    """
-    from pathlib import Path
-
-    import numpy as np
-    from gguf import GGUFWriter
-    from transformers.convert_slow_tokenizer import bytes_to_unicode
-
-    path = Path(path)
-    rng = np.random.default_rng(seed)
-    spelled = bytes_to_unicode()
-    # Every byte, one merge (so the BPE has one) and an end-of-text token marked control (3).
-    tokens = [spelled[b] for b in range(256)] + ["\u0120t", "<|endoftext|>"]
-    width, layers, heads, ffn = 16, 2, 2, 32
-    writer = GGUFWriter(str(path), architecture)
-    writer.add_name("editmethods tiny test model")
-    writer.add_context_length(64)
-    writer.add_embedding_length(width)
-    writer.add_block_count(layers)
-    writer.add_feed_forward_length(ffn)
-    writer.add_head_count(heads)
-    writer.add_head_count_kv(heads)
-    writer.add_layer_norm_rms_eps(1e-5)
-    writer.add_rope_dimension_count(width // heads)
-    writer.add_vocab_size(len(tokens))
-    writer.add_tokenizer_model("gpt2")
-    writer.add_token_list(tokens)
-    writer.add_token_types([1] * (len(tokens) - 1) + [3])
-    writer.add_token_merges(["\u0120 t"])
-    writer.add_bos_token_id(len(tokens) - 1)
-    writer.add_eos_token_id(len(tokens) - 1)
-
-    def random(name: str, *shape: int) -> None:
-        writer.add_tensor(name, (rng.standard_normal(shape) * 0.5).astype(np.float32))
-
-    random("token_embd.weight", len(tokens), width)
-    for i in range(layers):
-        writer.add_tensor(f"blk.{i}.attn_norm.weight", np.ones(width, np.float32))
-        for part in ("q", "k", "v", "output"):
-            random(f"blk.{i}.attn_{part}.weight", width, width)
-        writer.add_tensor(f"blk.{i}.ffn_norm.weight", np.ones(width, np.float32))
-        random(f"blk.{i}.ffn_gate.weight", ffn, width)
-        random(f"blk.{i}.ffn_up.weight", ffn, width)
-        random(f"blk.{i}.ffn_down.weight", width, ffn)
-    writer.add_tensor("output_norm.weight", np.ones(width, np.float32))
-    writer.write_header_to_file()
-    writer.write_kv_data_to_file()
-    writer.write_tensors_to_file()
-    writer.close()
-    return path
-
-
-def state_copy(model: torch.nn.Module) -> dict[str, torch.Tensor]:
-    return {k: v.detach().clone() for k, v in model.state_dict().items()}
-
-
-def assert_same_state(model: torch.nn.Module, state: Mapping[str, torch.Tensor]) -> None:
-    now = model.state_dict()
-    assert set(now) == set(state), f"state dict keys changed: {set(now) ^ set(state)}"
-    for k, v in state.items():
-        assert torch.equal(now[k], v), f"{k} differs from before"
-
-
-#: Each module's hook dictionaries a method must leave as it found them (the ``full``
-#: backward ones are named so on some torch versions only; absent ones are skipped).
-MODULE_HOOKS = (
-    "_forward_hooks", "_forward_pre_hooks", "_backward_hooks", "_backward_pre_hooks",
-    "_full_backward_hooks", "_full_backward_pre_hooks",
+from editmethods.scoring import model_config
+from editmethods.tiny import (
+    CORPUS,
+    GLOBAL_HOOKS,
+    MODULE_HOOKS,
+    TINY_MODEL_TYPES,
+    AddHParams,
+    AddMethod,
+    assert_no_trace,
+    assert_same_state,
+    logits_of,
+    make_plugins,
+    model_trace,
+    state_copy,
+    tiny_model,
+    tiny_tokenizer,
+    trace_differences,
+    write_tiny_gguf,
 )
-#: torch's process-wide module hooks (``register_module_forward_hook`` and friends).
-GLOBAL_HOOKS = (
-    "_global_forward_hooks", "_global_forward_pre_hooks", "_global_backward_hooks",
-    "_global_backward_pre_hooks",
-)
+from editmethods.types import EditHandle, EditRequest, MethodSpec
 
-
-def model_trace(model: torch.nn.Module) -> dict[str, Any]:
-    """What an edit must leave behind as it found it, apart from the weights' values.
-
-    Per parameter: ``requires_grad``, whether ``.grad`` is ``None`` and its tensor hooks;
-    per module (the model included, named ``<model>``): its ``training`` flag and the keys of
-    its hook dictionaries (:data:`MODULE_HOOKS`); the set of module names (an attached
-    submodule is a trace too); torch's global module hooks. Compare two with
-    :func:`assert_no_trace`.
-    """
-    from torch.nn.modules import module as torch_module
-
-    trace: dict[str, Any] = {"modules": tuple(n or "<model>" for n, _ in model.named_modules())}
-    for name, p in model.named_parameters(remove_duplicate=False):
-        hooks = tuple(getattr(p, "_backward_hooks", None) or ())
-        post = tuple(getattr(p, "_post_accumulate_grad_hooks", None) or ())
-        trace[f"parameter {name}"] = {"requires_grad": p.requires_grad,
-                                      ".grad is None": p.grad is None,
-                                      "tensor hooks": hooks + post}
-    for name, m in model.named_modules():
-        state: dict[str, Any] = {"training": m.training}
-        for attr in MODULE_HOOKS:
-            hooks = getattr(m, attr, None)
-            if hooks is not None:
-                state[attr] = tuple(hooks)
-        trace[f"module {name or '<model>'}"] = state
-    trace["global hooks"] = {attr: tuple(getattr(torch_module, attr, None) or ())
-                             for attr in GLOBAL_HOOKS}
-    return trace
-
-
-def trace_differences(before: Mapping[str, Any], after: Mapping[str, Any]) -> list[str]:
-    """Readable lines, one per difference between two :func:`model_trace` results."""
-    lines = []
-    if before["modules"] != after["modules"]:
-        added = sorted(set(after["modules"]) - set(before["modules"]))
-        removed = sorted(set(before["modules"]) - set(after["modules"]))
-        lines.append(f"modules added {added[:5]}{' ...' if len(added) > 5 else ''}, "
-                     f"removed {removed[:5]}{' ...' if len(removed) > 5 else ''}")
-    for key in before:
-        if key == "modules" or key not in after:
-            continue
-        if key.startswith("module ") and key[7:] not in after["modules"]:
-            continue
-        for field, was in before[key].items():
-            now = after[key].get(field)
-            if was != now:
-                lines.append(f"{key}: {field} {was!r} -> {now!r}")
-    return lines
-
-
-def assert_no_trace(model: torch.nn.Module, before: Mapping[str, Any], when: str,
-                    *, allow_attached: bool = False) -> None:
-    """Fail, listing every difference, if ``model`` differs from ``before`` (a
-    :func:`model_trace`) in a gradient, a ``requires_grad`` flag, a training flag, a hook
-    or a submodule.
-
-    :param allow_attached: hooks and added submodules are allowed (an attaching method's
-        live edit); ``.grad``, ``requires_grad`` and training flags are still checked on the
-        modules that were there before.
-    """
-    now = model_trace(model)
-    lines = trace_differences(before, now)
-    if allow_attached:
-        hook_fields = tuple(f"{field} " for field in MODULE_HOOKS) + ("tensor hooks ",)
-        lines = [line for line in lines if not line.startswith(("modules added", "global hooks"))
-                 and not line.split(": ", 1)[1].startswith(hook_fields)]
-        if before["modules"] != now["modules"]:
-            removed = set(before["modules"]) - set(now["modules"])
-            if removed:
-                lines.append(f"modules removed {sorted(removed)[:5]}")
-    if lines:
-        shown = "\n  ".join(lines[:20])
-        more = f"\n  ... and {len(lines) - 20} more" if len(lines) > 20 else ""
-        raise AssertionError(f"{when}, the model is not as it was ({len(lines)} "
-                             f"difference(s)):\n  {shown}{more}")
-
-
-@torch.no_grad()
-def logits_of(editor: Editor, prompts: list[str]) -> list[torch.Tensor]:
-    """Next-token logits of each prompt, through the model as it answers now."""
-    out = []
-    model, tok = editor.model, editor.tokenizer
-    for prompt in prompts:
-        ids = torch.tensor([tok(prompt).input_ids])
-        if getattr(model.config, "is_encoder_decoder", False):
-            dec = torch.tensor([[model.config.decoder_start_token_id]])
-            out.append(model(input_ids=ids, decoder_input_ids=dec).logits[0, -1].clone())
-        else:
-            out.append(model(input_ids=ids).logits[0, -1].clone())
-    return out
+#: Flags the kit once read, and what replaced them (a subclass that still sets one fails at
+#: import, instead of being silently ignored).
+_RETIRED = {
+    "writes_weights": "the kit reads writes_weights from the registered MethodSpec; to say "
+                      "that unrelated prompts may move while the edit is live (a LoRA "
+                      "adapter), set unrelated_logits_exact = False",
+    "model_types": "the kit runs every model type the registered MethodSpec declares; to "
+                   "leave one out, set skip_model_types = {'t5': 'why'}",
+}
 
 
 class _FailingApply:
@@ -285,10 +108,100 @@ class _FailingApply:
 
     @hookimpl(wrapper=True)
     def apply(self):
-        result = yield
+        yield
         raise RuntimeError("injected failure after apply")
 
 
+# -- where a plugin comes from ------------------------------------------------------------
+def plugin_module_name(plugin: Any) -> str:
+    """The module an entry point would name for ``plugin`` (a module, or an object whose
+    class is defined in that module)."""
+    if isinstance(plugin, types.ModuleType):
+        return plugin.__name__
+    return type(plugin).__module__
+
+
+def package_source(plugin: Any) -> Path | None:
+    """The source tree (the folder holding ``pyproject.toml``) that ``plugin``'s top-level
+    package is imported from, or ``None`` when it is not imported from one (installed
+    from a wheel). Both the ``src/`` layout and the flat layout count."""
+    top = plugin_module_name(plugin).split(".")[0]
+    module = sys.modules.get(top) or importlib.import_module(top)
+    file = getattr(module, "__file__", None)
+    if file is None:
+        return None
+    package_dir = Path(file).resolve().parent
+    for root in (package_dir.parent.parent, package_dir.parent):
+        if (root / "pyproject.toml").is_file() and package_dir.parent in (root, root / "src"):
+            return root
+    return None
+
+
+def _pyproject(source: Path) -> dict[str, Any]:
+    """``source/pyproject.toml``, parsed (:class:`ModuleNotFoundError` on Python 3.10
+    without ``tomli``)."""
+    try:
+        import tomllib
+    except ModuleNotFoundError:  # Python 3.10
+        try:
+            import tomli as tomllib
+        except ModuleNotFoundError:
+            raise ModuleNotFoundError("reading pyproject.toml on Python 3.10 needs tomli "
+                                      "(pip install tomli)") from None
+    return tomllib.loads((source / "pyproject.toml").read_text())
+
+
+def _copy_ignore(root: Path) -> Any:
+    def ignore(folder: str, names: list[str]) -> set[str]:
+        skipped = {n for n in names if n == "__pycache__" or n.endswith(".egg-info")}
+        if Path(folder) == root:  # build outputs and what a wheel never holds
+            skipped |= {n for n in names if n in {"build", "dist", "tests", ".git", ".venv"}}
+        return skipped
+
+    return ignore
+
+
+def built_wheel_files(source: Path, workdir: Path) -> set[str]:
+    """Build a wheel of the distribution in ``source`` and return the paths it holds.
+
+    The source tree is copied into ``workdir`` first, so that the build writes no
+    ``build/`` or ``*.egg-info`` into it; the wheel is built by the backend its
+    ``pyproject.toml`` names (PEP 517), without build isolation: the backend must be
+    installed here (raises :class:`ModuleNotFoundError` naming it otherwise).
+    """
+    system = _pyproject(source).get("build-system", {})
+    backend = system.get("build-backend", "setuptools.build_meta:__legacy__")
+    copy, out = workdir / "source", workdir / "wheel"
+    shutil.copytree(source, copy, ignore=_copy_ignore(source))
+    out.mkdir()
+    code = (
+        "import importlib, sys\n"
+        "sys.path[:0] = sys.argv[3:]\n"
+        "name, _, obj = sys.argv[1].partition(':')\n"
+        "try:\n"
+        "    backend = importlib.import_module(name)\n"
+        "except ModuleNotFoundError as exc:\n"
+        "    print('NO BACKEND', exc.name); sys.exit(3)\n"
+        "for part in filter(None, obj.split('.')):\n"
+        "    backend = getattr(backend, part)\n"
+        "print(backend.build_wheel(sys.argv[2]))\n"
+    )
+    paths = [str(copy / p) for p in system.get("backend-path", [])]
+    done = subprocess.run([sys.executable, "-c", code, backend, str(out), *paths], cwd=copy,
+                          capture_output=True, text=True, timeout=600)
+    if done.returncode == 3 and "NO BACKEND" in done.stdout:
+        raise ModuleNotFoundError(f"the build backend {backend!r} of {source} is not installed "
+                                  "(pip install it, e.g. setuptools)")
+    if done.returncode != 0:
+        raise AssertionError(f"building a wheel of {source} failed:\n"
+                             f"{(done.stdout + done.stderr)[-3000:]}")
+    wheels = sorted(out.glob("*.whl"))
+    assert len(wheels) == 1, f"the build of {source} left {len(wheels)} wheels in {out}"
+    with zipfile.ZipFile(wheels[0]) as wheel:
+        return set(wheel.namelist())
+
+
+# -- the kit --------------------------------------------------------------------------------
 class MethodConformance:
     """Checks a method package must pass (see the module docstring)."""
 
@@ -298,23 +211,86 @@ class MethodConformance:
     plugin: ClassVar[Any]
     #: Hyper-parameters for tiny models (path, mapping or hparams object).
     hparams: ClassVar[Any] = None
-    #: Model types to run on (a subset of gpt2, gptj, gpt_neox, llama, mistral, qwen2, t5).
-    model_types: ClassVar[tuple[str, ...]] = ("gpt2", "llama")
-    #: Methods that keep weights frozen must leave unrelated prompts' logits exactly as
-    #: they were; weight-writing ones must move them less than the edited prompt's.
-    writes_weights: ClassVar[bool] = True
+    #: Model types the method declares but this test class does not run, each with the
+    #: reason shown in the skip (e.g. ``{"t5": "this variant needs a decoder-only model"}``).
+    skip_model_types: ClassVar[Mapping[str, str]] = {}
+    #: Checks this test class skips, each with its reason: a check's name
+    #: (``"test_commit_is_permanent"``) skips it on every model type, the name with a model
+    #: type (``"test_apply_changes_prediction[gptj]"``) on that type only.
+    skip_checks: ClassVar[Mapping[str, str]] = {}
+    #: Whether prompts outside the edit keep bit-identical logits while it is live.
+    #: ``None``: what the MethodSpec implies: a method that writes weights moves every prompt
+    #: a little (they must move less than the edited one); one that attaches state
+    #: (``writes_weights=False``) routes it to in-scope prompts only (IKE, SERAC). Set
+    #: ``False`` for attached state that acts on every input (a LoRA adapter).
+    unrelated_logits_exact: ClassVar[bool | None] = None
 
-    # -- fixtures -------------------------------------------------------------------------
-    @pytest.fixture(params=["gpt2", "llama", "t5"])
-    def model_type(self, request: pytest.FixtureRequest) -> str:
-        if request.param not in self.model_types:
-            pytest.skip(f"{self.method} is not checked on {request.param}")
-        return request.param
+    unrelated_prompts: ClassVar[list[str]] = [
+        "Miles Davis plays the", "Berlin is the capital of", "The Colosseum is in",
+        "Toko Yasuda plays the", "Rome is a city in",
+    ]
 
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        for name, instead in _RETIRED.items():
+            if name in vars(cls):
+                raise TypeError(f"{cls.__name__} sets {name}, which the conformance kit no "
+                                f"longer reads: {instead}")
+        for key in cls.skip_checks:
+            check, _, rest = key.partition("[")
+            if not check.startswith("test_") or not callable(getattr(cls, check, None)):
+                raise TypeError(f"{cls.__name__}.skip_checks names {key!r}: no such check")
+            if rest and rest.rstrip("]") not in TINY_MODEL_TYPES:
+                raise TypeError(f"{cls.__name__}.skip_checks names {key!r}: the model type must "
+                                f"be one of {', '.join(TINY_MODEL_TYPES)}")
+
+    # -- what the method declares ---------------------------------------------------------
     def make_plugins(self) -> Plugins:
         plugins = Plugins(entry_points=False)
         plugins.register(self.plugin, name=self.method)
         return plugins
+
+    def spec(self, editor: Editor | None = None) -> MethodSpec:
+        """The method's registered spec (from ``editor``'s plugins when given)."""
+        plugins = editor.plugins if editor is not None else self.make_plugins()
+        return plugins.method(self.method).spec
+
+    def model_type_skip(self, model_type: str) -> str | None:
+        """Why ``model_type`` is not checked, or ``None`` when it is."""
+        spec = self.spec()
+        if not spec.supports(model_type):
+            return (f"{self.method}'s MethodSpec does not declare {model_type} "
+                    f"(model_types={spec.model_types})")
+        if model_type in self.skip_model_types:
+            return f"{model_type} left out by {type(self).__name__}: {self.skip_model_types[model_type]}"
+        return None
+
+    def expects_exact_unrelated(self, editor: Editor) -> bool:
+        if self.unrelated_logits_exact is not None:
+            return self.unrelated_logits_exact
+        return not self.spec(editor).writes_weights
+
+    def attaches(self, editor: Editor, handle: EditHandle) -> bool:
+        """Whether the live edit may hook and add submodules: its method does not write
+        weights, or this update carries no weight deltas."""
+        return not self.spec(editor).writes_weights or not handle.update.deltas
+
+    # -- fixtures -------------------------------------------------------------------------
+    @pytest.fixture(autouse=True)
+    def _skip_listed_checks(self, request: pytest.FixtureRequest) -> None:
+        check = request.node.originalname
+        callspec = getattr(request.node, "callspec", None)
+        model_type = callspec.params.get("model_type") if callspec is not None else None
+        for key in (check, f"{check}[{model_type}]"):
+            if key in self.skip_checks:
+                pytest.skip(f"{type(self).__name__} skips {key}: {self.skip_checks[key]}")
+
+    @pytest.fixture(params=TINY_MODEL_TYPES)
+    def model_type(self, request: pytest.FixtureRequest) -> str:
+        reason = self.model_type_skip(request.param)
+        if reason is not None:
+            pytest.skip(reason)
+        return request.param
 
     def make_editor(self, model_type: str) -> Editor:
         torch.manual_seed(0)
@@ -328,10 +304,10 @@ class MethodConformance:
         return EditRequest(prompt="The capital of France is", subject="France", target_new="Rome",
                            ground_truth="Paris", rephrase_prompts=["The capital of France is"])
 
-    unrelated_prompts: ClassVar[list[str]] = [
-        "Miles Davis plays the", "Berlin is the capital of", "The Colosseum is in",
-        "Toko Yasuda plays the", "Rome is a city in",
-    ]
+    def second_request(self) -> EditRequest:
+        """Another fact, for the sequential and batch checks."""
+        return EditRequest(prompt="Miles Davis plays the", subject="Miles Davis",
+                           target_new="piano", ground_truth="trumpet")
 
     def _target_logprob(self, editor: Editor, req: EditRequest) -> float:
         from editmethods.scoring import score_targets
@@ -339,7 +315,25 @@ class MethodConformance:
         s = score_targets(editor.model, editor.tokenizer, [req.prompt], [req.target_text])
         return float(s.logprobs[0].sum())
 
-    # -- checks ---------------------------------------------------------------------------
+    def _prompts(self) -> list[str]:
+        return [self.request().prompt, self.second_request().prompt] + self.unrelated_prompts
+
+    def _assert_restored(self, editor: Editor, state: Mapping[str, torch.Tensor],
+                         logits: list[torch.Tensor], trace: Mapping[str, Any], when: str) -> None:
+        assert_same_state(editor.model, state)
+        for prompt, a, b in zip(self._prompts(), logits, logits_of(editor, self._prompts())):
+            assert torch.equal(a, b), f"{when}, the logits of {prompt!r} differ from before"
+        assert_no_trace(editor.model, trace, when)
+        assert editor.edits == [], f"{when}, edits are still live: {editor.edits}"
+
+    # -- checks: editing ------------------------------------------------------------------
+    def test_declared_model_types_have_tiny_models(self) -> None:
+        """Every model type the MethodSpec declares is one the kit builds."""
+        unknown = [t for t in self.spec().model_types if t != "*" and t not in TINY_MODEL_TYPES]
+        if unknown:
+            pytest.skip(f"{self.method} declares {', '.join(unknown)}: the kit has no tiny model "
+                        f"of them (it builds {', '.join(TINY_MODEL_TYPES)}), so they are not checked")
+
     def test_apply_changes_prediction(self, editor: Editor) -> None:
         req = self.request()
         before = self._target_logprob(editor, req)
@@ -347,39 +341,95 @@ class MethodConformance:
         after = self._target_logprob(editor, req)
         assert after > before + 0.5, f"target log-prob barely moved: {before:.3f} -> {after:.3f}"
 
-    def test_rollback_restores_weights_and_logits_exactly(self, editor: Editor) -> None:
-        state = state_copy(editor.model)
-        prompts = [self.request().prompt] + self.unrelated_prompts
-        logits = logits_of(editor, prompts)
-        handle = editor.edit(self.request(), self.method, self.hparams)
-        editor.rollback(handle)
-        assert_same_state(editor.model, state)
-        for a, b in zip(logits, logits_of(editor, prompts)):
-            assert torch.equal(a, b)
-        with pytest.raises(RollbackError):
-            editor.rollback(handle)
-
-    def test_two_edits_rolled_back_in_any_order(self, editor: Editor) -> None:
-        state = state_copy(editor.model)
-        first = editor.edit(self.request(), self.method, self.hparams)
-        second = editor.edit(EditRequest(prompt="Miles Davis plays the", subject="Miles Davis",
-                                         target_new="piano"), self.method, self.hparams)
-        editor.rollback(first)
-        editor.rollback(second)
-        assert_same_state(editor.model, state)
-
     def test_unrelated_prompts_move_less_than_the_edited_one(self, editor: Editor) -> None:
         prompts = [self.request().prompt] + self.unrelated_prompts
         before = logits_of(editor, prompts)
         editor.edit(self.request(), self.method, self.hparams)
         after = logits_of(editor, prompts)
         moved = [float((a - b).abs().mean()) for a, b in zip(after, before)]
-        if not self.writes_weights:
-            assert moved[1:] == [0.0] * len(self.unrelated_prompts), "unrelated prompts changed"
-        elif not editor.model.config.is_encoder_decoder:
+        if self.expects_exact_unrelated(editor):
+            changed = [p for p, m in zip(self.unrelated_prompts, moved[1:]) if m != 0.0]
+            assert not changed, (f"unrelated prompts changed: {changed} (a method whose "
+                                 "attached state acts on every input sets "
+                                 "unrelated_logits_exact = False)")
+        elif not model_config(editor.model).is_encoder_decoder:
             # (on a random encoder-decoder, decoder weights move every prompt alike)
             unrelated = sum(moved[1:]) / len(self.unrelated_prompts)
             assert unrelated < moved[0], f"unrelated prompts moved {unrelated:.4f} >= {moved[0]:.4f}"
+
+    def _batch_edit(self, editor: Editor) -> EditHandle:
+        if not self.spec(editor).batch:
+            pytest.skip(f"{self.method}'s MethodSpec says batch=False")
+        handle = editor.edit([self.request(), self.second_request()], self.method, self.hparams)
+        assert isinstance(handle, EditHandle), "a batch edit returned more than one handle"
+        assert handle.requests == (self.request(), self.second_request())
+        return handle
+
+    def test_batch_of_two_moves_both_targets(self, editor: Editor) -> None:
+        """With ``spec.batch``: one call with two requests raises both targets' log-probs."""
+        reqs = [self.request(), self.second_request()]
+        before = [self._target_logprob(editor, r) for r in reqs]
+        self._batch_edit(editor)
+        after = [self._target_logprob(editor, r) for r in reqs]
+        for r, b, a in zip(reqs, before, after):
+            assert a > b, f"batch edit: the target of {r.prompt!r} did not move up ({b:.3f} -> {a:.3f})"
+
+    def test_batch_of_two_rolls_back_exactly(self, editor: Editor) -> None:
+        """With ``spec.batch``: the one edit of two requests rolls back to the bit-exact
+        model (weights, logits, no trace)."""
+        state, logits = state_copy(editor.model), logits_of(editor, self._prompts())
+        trace = model_trace(editor.model)
+        handle = self._batch_edit(editor)
+        editor.rollback(handle)
+        self._assert_restored(editor, state, logits, trace, "after the rollback of a batch edit")
+
+    # -- checks: undo ---------------------------------------------------------------------
+    def test_rollback_restores_weights_and_logits_exactly(self, editor: Editor) -> None:
+        state, logits = state_copy(editor.model), logits_of(editor, self._prompts())
+        trace = model_trace(editor.model)
+        handle = editor.edit(self.request(), self.method, self.hparams)
+        editor.rollback(handle)
+        self._assert_restored(editor, state, logits, trace, f"after a {self.method} rollback")
+        with pytest.raises(RollbackError):
+            editor.rollback(handle)
+
+    @pytest.mark.parametrize("order", ["oldest-first", "newest-first"])
+    def test_sequential_edits_roll_back_in_either_order(self, editor: Editor, order: str) -> None:
+        """Two edits, the second made on the model the first left; rolled back in either
+        order, the model is bit-exact again (weights, logits, no trace)."""
+        state, logits = state_copy(editor.model), logits_of(editor, self._prompts())
+        trace = model_trace(editor.model)
+        first = editor.edit(self.request(), self.method, self.hparams)
+        second = editor.edit(self.second_request(), self.method, self.hparams)
+        assert editor.edits == [first, second]
+        for handle in ([first, second] if order == "oldest-first" else [second, first]):
+            editor.rollback(handle)
+        self._assert_restored(editor, state, logits, trace,
+                              f"after rolling back two {self.method} edits {order}")
+
+    def test_commit_is_permanent(self, editor: Editor) -> None:
+        """A committed edit is no longer live: its rollback is refused, ``rollback_all``
+        leaves it, and the model answers as the live edit did (weights bit-identical for a
+        method that writes weights; an attaching method may merge its state into them)."""
+        handle = editor.edit(self.request(), self.method, self.hparams)
+        edited_state, edited = state_copy(editor.model), logits_of(editor, self._prompts())
+        editor.commit(handle)
+        assert editor.edits == []
+        with pytest.raises(RollbackError):
+            editor.rollback(handle)
+        editor.rollback_all()
+        now = logits_of(editor, self._prompts())
+        if self.spec(editor).writes_weights:
+            assert_same_state(editor.model, edited_state)
+            for prompt, a, b in zip(self._prompts(), edited, now):
+                assert torch.equal(a, b), f"after the commit, the logits of {prompt!r} changed"
+        else:
+            # (merging attached state into the weights may round differently)
+            for prompt, a, b in zip(self._prompts(), edited, now):
+                gap = float((a - b).abs().max())
+                assert torch.allclose(b, a, rtol=1e-4, atol=1e-4), (
+                    f"after the commit, {prompt!r} no longer answers as the live edit did "
+                    f"(logits differ by up to {gap:.2e})")
 
     @pytest.mark.parametrize("mode", ["eval", "train", "mixed"])
     def test_edit_and_rollback_leave_no_trace(self, editor: Editor, mode: str) -> None:
@@ -403,15 +453,15 @@ class MethodConformance:
         next(iter(model.parameters())).requires_grad_(False)
         before = model_trace(model)
         handle = editor.edit(self.request(), self.method, self.hparams)
-        attaches = (not editor.plugins.method(self.method).spec.writes_weights
-                    or not handle.update.deltas)
         assert_no_trace(model, before, f"after a {self.method} edit ({mode} mode)",
-                        allow_attached=attaches)
+                        allow_attached=self.attaches(editor, handle))
         editor.rollback(handle)
         assert_no_trace(model, before, f"after the rollback of a {self.method} edit ({mode} mode)")
 
+    # -- checks: failures and bad input ---------------------------------------------------
     def test_failing_hook_leaves_model_untouched(self, editor: Editor) -> None:
         state = state_copy(editor.model)
+        trace = model_trace(editor.model)
         logits = logits_of(editor, [self.request().prompt])
         failing = _FailingApply()
         editor.plugins.register(failing, name="failing-wrapper")
@@ -422,6 +472,7 @@ class MethodConformance:
             editor.plugins.unregister(failing)
         assert_same_state(editor.model, state)
         assert torch.equal(logits[0], logits_of(editor, [self.request().prompt])[0])
+        assert_no_trace(editor.model, trace, f"after a failed {self.method} edit")
         assert editor.edits == []
 
     def test_bad_requests_refused(self, editor: Editor) -> None:
@@ -438,61 +489,119 @@ class MethodConformance:
             editor.edit(self.request(), self.method, {"no_such_key_xyz": 1})
         assert_same_state(editor.model, state)
 
-    def test_handle_round_trips_to_disk(self, editor: Editor, tmp_path: Any) -> None:
-        prompts = [self.request().prompt] + self.unrelated_prompts
+    # -- checks: saved edits --------------------------------------------------------------
+    def test_saved_edit_reproduces_the_edit_on_a_fresh_copy(self, editor: Editor,
+                                                             tmp_path: Path) -> None:
+        """``save_edit`` then ``load_edit`` on a fresh copy of the base model gives the same
+        base weights, bit for bit, and the same logits; the loaded edit rolls back exactly."""
+        model_type = model_config(editor.model).model_type
+        # the base parameters, by the names they have before anything wraps their modules
+        base_names = [name for name, _ in editor.model.named_parameters()]
         handle = editor.edit(self.request(), self.method, self.hparams)
-        edited = logits_of(editor, prompts)
+        edited_base = {n: get_parameter(editor.model, n).detach().clone() for n in base_names}
+        edited = logits_of(editor, self._prompts())
         editor.save_edit(handle, tmp_path / "edit")
-        editor.rollback(handle)
-        fresh = Editor(tiny_model(editor.model.config.model_type), tiny_tokenizer(),
-                       plugins=self.make_plugins())
-        fresh.load_edit(tmp_path / "edit")
-        for a, b in zip(edited, logits_of(fresh, prompts)):
-            torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-5)
-        other = Editor(tiny_model(editor.model.config.model_type, seed=1), tiny_tokenizer(),
-                       plugins=self.make_plugins())
-        with pytest.raises(EditmethodsError, match="different base model"):
+
+        fresh = self.make_editor(model_type)
+        state, logits = state_copy(fresh.model), logits_of(fresh, self._prompts())
+        trace = model_trace(fresh.model)
+        loaded = fresh.load_edit(tmp_path / "edit")
+        assert (loaded.method, loaded.requests) == (handle.method, handle.requests)
+        for name in base_names:
+            assert torch.equal(get_parameter(fresh.model, name), edited_base[name]), (
+                f"{name} differs from the edited model's after load_edit on a fresh copy")
+        for prompt, a, b in zip(self._prompts(), edited, logits_of(fresh, self._prompts())):
+            assert torch.equal(a, b), f"the loaded edit answers {prompt!r} differently"
+        fresh.rollback(loaded)
+        self._assert_restored(fresh, state, logits, trace, "after the rollback of a loaded edit")
+
+    def test_saved_edit_refused_on_a_different_base(self, editor: Editor, tmp_path: Path) -> None:
+        """A saved edit is refused on a base model whose tensors the edit touches (writes or
+        reads) differ from the ones it was made on. Those tensors are perturbed on a fresh
+        copy, not re-seeded: biases start at zero in every seed, so a re-seeded model has
+        the same biases and a bias edit would not be told apart by its own tensors. An edit
+        that touches no tensor is tied to the whole model: every parameter is perturbed."""
+        model_type = model_config(editor.model).model_type
+        handle = editor.edit(self.request(), self.method, self.hparams)
+        editor.save_edit(handle, tmp_path / "edit")
+        touched = list(dict.fromkeys(handle.update.params + handle.update.reads))
+
+        other = self.make_editor(model_type)
+        params = dict(other.model.named_parameters())
+        perturbed = touched or list(params)
+        with torch.no_grad():
+            for name in perturbed:
+                params[name].add_(1e-3)
+        state = state_copy(other.model)
+        with pytest.raises(EditmethodsError, match="different base model") as info:
             other.load_edit(tmp_path / "edit")
+        if touched:
+            assert any(repr(name) in str(info.value) for name in touched), (
+                f"the refusal does not name a touched tensor ({touched}): {info.value}")
+        assert_same_state(other.model, state)
+        assert other.edits == []
+
+    # -- checks: packaging ----------------------------------------------------------------
+    def test_entry_point_names_the_method(self) -> None:
+        """The package's ``pyproject.toml`` (when run from its source tree) and its installed
+        metadata (when installed) declare an entry point in the ``editmethods`` group named
+        as the method, whose module registers the method."""
+        module = plugin_module_name(self.plugin)
+        source = package_source(self.plugin)
+        if source is not None:
+            try:
+                doc = _pyproject(source)
+            except ModuleNotFoundError as exc:
+                pytest.skip(str(exc))
+            declared = doc.get("project", {}).get("entry-points", {}).get(PROJECT, {})
+            names = [n for n, v in declared.items() if v.split(":")[0].strip() == module]
+            fix = f'[project.entry-points.{PROJECT}] {self.method} = "{module}"'
+            assert names, f"{source / 'pyproject.toml'} declares no entry point for {module}: add {fix}"
+            assert self.method in names, (f"{source / 'pyproject.toml'} names the entry point of "
+                                          f"{module} {names}, not {self.method!r}: {fix}")
+        installed = [ep for ep in metadata.entry_points(group=PROJECT)
+                     if ep.value.split(":")[0].strip() == module]
+        if source is None and not installed:
+            pytest.skip(f"{module} is neither installed (no entry point in group {PROJECT!r}) nor "
+                        "imported from a source tree with a pyproject.toml")
+        if installed:
+            names = [ep.name for ep in installed]
+            assert self.method in names, (
+                f"the installed entry point of {module} is named {names}, not {self.method!r}"
+                + (" (the installed metadata is stale: reinstall the package)" if source else ""))
+            ep = installed[names.index(self.method)]
+            plugin = ep.load()
+        else:
+            plugin = self.plugin
+        plugins = Plugins(entry_points=False)
+        plugins.register(plugin, name=self.method)
+        assert self.method in plugins.methods, (
+            f"registering {module} yields the methods {sorted(plugins.methods)}, not {self.method!r}")
+
+    def test_wheel_ships_the_hparams_files(self, tmp_path: Path) -> None:
+        """Every ``hparams/*.yaml`` under the package in the source tree is in the wheel
+        built from it (a missing ``package-data`` entry ships a package without them)."""
+        source = package_source(self.plugin)
+        if source is None:
+            pytest.skip(f"{plugin_module_name(self.plugin)} is not imported from a source tree")
+        top = plugin_module_name(self.plugin).split(".")[0]
+        package_dir = Path(str(importlib.import_module(top).__file__)).resolve().parent
+        shipped = sorted(p.relative_to(package_dir.parent).as_posix()
+                         for p in (package_dir / "hparams").rglob("*.yaml"))
+        if not shipped:
+            pytest.skip(f"{top} ships no hparams/*.yaml")
+        try:
+            files = built_wheel_files(source, tmp_path)
+        except ModuleNotFoundError as exc:
+            pytest.skip(str(exc))
+        missing = [p for p in shipped if p not in files]
+        assert not missing, (f"the wheel built from {source} lacks {missing}: add "
+                             f'[tool.setuptools.package-data] {top} = ["hparams/*.yaml"]')
 
 
-@attrs.frozen
-class AddHParams(HyperParams):
-    """Hyper-parameters of the test method ``add``: adds ``value`` to one MLP weight."""
-
-    layers: tuple[int, ...] = (0,)
-    value: float = attrs.field(default=0.01, validator=attrs.validators.gt(0))
-
-
-class AddMethod:
-    """A test double for the core's mechanics: adds a constant to chosen MLP weights.
-
-    It edits nothing meaningfully; it lets core and plugin tests exercise routing, rollback,
-    pipelines and saving without a real method.
-    """
-
-    def __init__(self, name: str = "add", value_override: float | None = None) -> None:
-        self.name = name
-        self.value_override = value_override
-        self.calls: list[str] = []
-
-    @hookimpl
-    def register_methods(self, register):
-        register(MethodSpec(name=self.name, hparams_class=AddHParams, description="test", batch=True))
-
-    @hookimpl
-    def compute_update(self, method, model, hparams, location, architecture):
-        self.calls.append(method)
-        value = hparams.value if self.value_override is None else self.value_override
-        deltas = []
-        for layer in location.layers:
-            name = architecture.path("mlp_out", layer) + ".weight"
-            shape = model.get_parameter(name).shape
-            deltas.append(Delta(param=name, dense=torch.full(tuple(shape), value)))
-        return Update(method=method, deltas=tuple(deltas))
-
-
-def make_plugins(*plugins: object) -> Plugins:
-    pm = Plugins(entry_points=False)
-    for i, plugin in enumerate(plugins):
-        pm.register(plugin, name=getattr(plugin, "name", f"plugin{i}"))
-    return pm
+__all__ = [
+    "CORPUS", "GLOBAL_HOOKS", "MODULE_HOOKS", "TINY_MODEL_TYPES", "AddHParams", "AddMethod",
+    "MethodConformance", "assert_no_trace", "assert_same_state", "built_wheel_files",
+    "logits_of", "make_plugins", "model_trace", "package_source", "plugin_module_name",
+    "state_copy", "tiny_model", "tiny_tokenizer", "trace_differences", "write_tiny_gguf",
+]

@@ -24,7 +24,7 @@ causality, and is not recomputed), and only the last position's logits are compu
 that restore layers from ``lo`` on start from the corrupted run's input of block ``lo``
 (:mod:`editmethods.toolkit.restoration`), once that reproduces a plain pass on this model.
 
->>> from editmethods.testing import tiny_model, tiny_tokenizer
+>>> from editmethods.tiny import tiny_model, tiny_tokenizer
 >>> r = causal_trace(tiny_model("gpt2"), tiny_tokenizer(), "The capital of France is", "France",
 ...                  kind="mlp", samples=2, progress=False)
 >>> r.scores.shape == (len(r.tokens), 2)
