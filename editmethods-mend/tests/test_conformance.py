@@ -14,8 +14,3 @@ class TestMEND(MethodConformance):
     method = "mend"
     plugin = editmethods_mend.plugin
     hparams = {"checkpoint": "untrained", "edit_lr": 0.1}
-    # MEND's MethodSpec declares every model type ("*"), but its compute_update fails on T5:
-    # factors.collect_factors runs model(input_ids=..., attention_mask=...) as if decoder-only,
-    # and T5 refuses a call without decoder inputs. Left out until the spec or method is fixed.
-    skip_model_types = {"t5": "MEND's factor pass gives T5 no decoder inputs (ValueError); "
-                              "its MethodSpec declares '*' but T5 does not work yet"}

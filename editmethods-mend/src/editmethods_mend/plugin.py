@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from editmethods.architectures import DECODER_ONLY
 from editmethods.hookspecs import hookimpl
 from editmethods.method import Method
 from editmethods.types import MethodSpec
@@ -14,7 +15,9 @@ class MEND(Method):
         hparams_class=MENDHyperParams,
         description="MEND: a meta-trained editor network maps the edit's fine-tuning gradient "
                     "to a low-rank weight change (Mitchell et al., 2022); needs a trained editor",
-        model_types=("*",),
+        # Decoder-only: the factor pass runs the model on prompt+target as one sequence
+        # (the paper also edits T5; an encoder-decoder factor pass is not written yet).
+        model_types=DECODER_ONLY,
         batch=True,
         writes_weights=True,
     )
