@@ -7,7 +7,16 @@ A method package is a Python package with an entry point in the ``editmethods`` 
     [project.entry-points.editmethods]
     mymethod = "editmethods_mymethod.plugin"
 
-The module named there implements any of the hooks below with ``@editmethods.hookimpl``.
+A *method* is written as one subclass of :class:`editmethods.Method` in that module: it sets
+``spec = MethodSpec(...)`` and defines only the lifecycle steps it needs (``locate``,
+``compute_update`` (required), ``apply``, ``rollback``, ``commit``), each taking, by name, any
+subset of its hook's arguments below and returning what the hook returns. The core registers
+every concrete ``Method`` subclass the module defines, derives ``register_methods`` from
+``spec`` and makes each step answer only for ``spec.name``; a missing or mistyped ``spec``, a
+misspelled step or an argument the hook does not pass is refused when the class is defined
+(see ``plugins/_template``). The other hooks (metrics, commands, architectures, model
+aliases) are module-level functions marked ``@editmethods.hookimpl``.
+
 An implementation may take any subset of a hook's arguments: pluggy passes them by name, so
 specs can grow new arguments without breaking existing plugins. Lifecycle hooks
 (``locate``, ``compute_update``, ``apply``, ``rollback``, ``commit``) are called only on the
