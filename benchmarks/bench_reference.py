@@ -43,9 +43,9 @@ def _missing_data(config) -> list[str]:
 def run_table(name: str, config_path: Path, out_dir: Path, *, n: int | None, force: bool,
               progress: bool = True):
     """One table's suite, or ``None`` (with the reason printed) when it cannot run here."""
+    from editmethods.errors import EditmethodsError
     from editmethods.evaluation.bench_config import load_bench_config
     from editmethods.evaluation.bench_suite import run_suite
-    from editmethods.errors import EditmethodsError
 
     config = load_bench_config(config_path)
     if n is not None:

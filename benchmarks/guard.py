@@ -32,8 +32,9 @@ import argparse
 import statistics
 import sys
 import time
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
@@ -44,8 +45,9 @@ SMOLLM2 = "smollm2-135m"
 def _requests(n: int, order: str = "interleaved") -> list:
     """The first ``n`` cases of the test split, in file order (a person's five facts one
     after another) or subject-interleaved (distinct people first)."""
-    from editmethods.evaluation.loaders import load_requests
     from rome_memit_eval import interleave_subjects
+
+    from editmethods.evaluation.loaders import load_requests
 
     requests = load_requests("pkg:editmethods_testbed/data/test.json")
     return (requests if order == "file" else interleave_subjects(requests))[:n]

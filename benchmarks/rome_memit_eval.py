@@ -31,8 +31,9 @@ import json
 import statistics
 import sys
 import time
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 METRICS = ("efficacy", "paraphrase", "neighborhood", "score", "relation_specificity",
            "locality_neighborhood")
@@ -107,9 +108,10 @@ def mean(xs: Sequence[float]) -> float:
 
 
 def run_rome(editor: Any, requests: Sequence[Any], hparams: Any, *, progress: bool = True) -> dict:
+    from tqdm.auto import tqdm
+
     from editmethods.hparams import load_hparams
     from editmethods_rome import ROMEHyperParams
-    from tqdm.auto import tqdm
 
     hp = load_hparams(ROMEHyperParams, hparams, method="rome")
     per: dict[str, list[float]] = {m: [] for m in METRICS}
@@ -155,6 +157,7 @@ class KeyFigures:
         """Keys (rows) in coordinates where C = L Lᵀ is the identity: MEMIT's λC + KKᵀ is
         plain ridge regression there. Returns columns."""
         import torch
+
         from editmethods_rome.update import module_stats
 
         if layer not in self._whitening:

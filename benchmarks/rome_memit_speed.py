@@ -69,6 +69,7 @@ def _floors(editor: Any, request: Any, hp: Any, steps: int, repeats: int = 3) ->
     ``full``: the key forward and ``steps`` forward+backward passes of the whole model over
     the v* rows (every layer, position and logit)."""
     import torch
+
     from editmethods.scoring import pad_id
     from editmethods.toolkit.tracing import trace
     from editmethods_rome.contexts import generate_prefixes
@@ -162,6 +163,7 @@ def rome_table(editor: Any, hp_path: Path, n: int, data: str | None = None) -> N
 def memit_tables(editor: Any, hp_path: Path, sizes: list[int], z_compare: int,
                  data: str | None = None) -> None:
     import attrs
+
     from editmethods.hparams import load_hparams
     from editmethods_memit import MEMITHyperParams
 
@@ -197,6 +199,7 @@ def memit_tables(editor: Any, hp_path: Path, sizes: list[int], z_compare: int,
 def stats_table(editor: Any, hp_path: Path, repeats: int = 3) -> None:
     """Second-moment tokens/s for the ROME layer against a plain forward of the whole model."""
     import torch
+
     from editmethods.hparams import load_hparams
     from editmethods.toolkit.stats import resolve_corpus, second_moment
     from editmethods_rome import ROMEHyperParams

@@ -21,7 +21,6 @@ import sys
 from pathlib import Path
 
 
-
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--method", required=True)
@@ -42,7 +41,6 @@ def main(argv: list[str] | None = None) -> int:
     from editmethods import Editor
     from editmethods.evaluation.benchmarking import MethodRun, run_benchmark
     from editmethods.evaluation.loaders import load_requests
-
     from editmethods.hparams import parse_value, read_mapping
 
     base = read_mapping(args.base) if args.base else {}

@@ -25,8 +25,8 @@ def main(argv: list[str] | None = None) -> int:
     from tqdm.auto import tqdm
 
     from editmethods import Editor
-    from editmethods.toolkit.causal_trace import causal_trace
     from editmethods.evaluation.loaders import load_requests
+    from editmethods.toolkit.causal_trace import causal_trace
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--model", default="testbed-gpt2")

@@ -10,7 +10,7 @@ import torch
 import editmethods.ledger as ledger_module
 import editmethods_ft.plugin
 import editmethods_lora.plugin
-from editmethods import EditRequest, Editor
+from editmethods import Editor, EditRequest
 from editmethods.errors import EditmethodsError
 from editmethods.plugins import Plugins
 from editmethods.testing import AddMethod, state_copy, tiny_model, tiny_tokenizer

@@ -6,13 +6,12 @@ last token recovers the answer. Skipped, with the reason, until the reference mo
 
 from __future__ import annotations
 
-
 import pytest
 import torch
 
 from editmethods import Editor
-from editmethods.toolkit.causal_trace import causal_trace, embedding_noise_scale, strongest_layer
 from editmethods.plugins import Plugins
+from editmethods.toolkit.causal_trace import causal_trace, embedding_noise_scale, strongest_layer
 
 pytestmark = pytest.mark.slow
 

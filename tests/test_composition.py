@@ -6,7 +6,7 @@ import torch
 
 import editmethods_ft.plugin
 import editmethods_lora.plugin
-from editmethods import EditRequest, Editor
+from editmethods import Editor, EditRequest
 from editmethods.plugins import Plugins
 from editmethods.testing import assert_same_state, state_copy, tiny_model, tiny_tokenizer
 

@@ -4,10 +4,10 @@ exactly as `pip install editmethods-<name>` makes a method appear."""
 from __future__ import annotations
 
 import importlib.metadata as metadata
-import tomllib
 from pathlib import Path
 
 import pytest
+import tomllib
 
 from editmethods.plugins import ENV_VAR, Plugins
 

@@ -16,10 +16,10 @@ import pytest
 import torch
 
 from editmethods import Editor
-from editmethods.evaluation.benchmarking import reference_hparams
 from editmethods.errors import EditmethodsError
-from editmethods.hparams import load_hparams
+from editmethods.evaluation.benchmarking import reference_hparams
 from editmethods.evaluation.loaders import load_requests
+from editmethods.hparams import load_hparams
 from editmethods.plugins import get_plugins
 
 MODEL = "testbed-gpt2"
@@ -89,7 +89,7 @@ def test_random_sequences_equal_a_replay_of_the_surviving_edits(seed):
                                reference_hparams(editor.plugins, m, MODEL), method=m)
                for m in methods}
     events, committed, refused = [], set(), 0
-    for step in range(14):
+    for _ in range(14):
         live = editor.edits
         op = rng.choices(["edit", "rollback", "commit", "rollback_all"],
                          weights=[5, 3, 2, 0.5 if live else 0])[0]

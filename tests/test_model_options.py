@@ -10,7 +10,6 @@ from editmethods.cli import build_cli
 from editmethods.plugins import ENV_VAR, Plugins
 
 
-
 def commands_with_model(group: click.Group, prefix: str = "") -> dict[str, click.Command]:
     found: dict[str, click.Command] = {}
     for name, command in group.commands.items():

@@ -5,9 +5,9 @@ from __future__ import annotations
 import pytest
 
 import editmethods_ft.plugin
-from editmethods import EditRequest, Editor, HyperParamsError, Pipeline
-from editmethods.testing import AddMethod, assert_same_state, state_copy, tiny_model, tiny_tokenizer
+from editmethods import Editor, EditRequest, HyperParamsError, Pipeline
 from editmethods.plugins import Plugins
+from editmethods.testing import AddMethod, assert_same_state, state_copy, tiny_model, tiny_tokenizer
 from editmethods_ft import FTHyperParams
 
 

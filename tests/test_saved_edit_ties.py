@@ -8,9 +8,9 @@ from __future__ import annotations
 import pytest
 import torch
 
-from editmethods import EditRequest, Editor
-from editmethods.evaluation.benchmarking import reference_hparams
+from editmethods import Editor, EditRequest
 from editmethods.errors import SavedEditError
+from editmethods.evaluation.benchmarking import reference_hparams
 from editmethods.plugins import get_plugins
 from editmethods.testing import assert_same_state, state_copy
 

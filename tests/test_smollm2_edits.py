@@ -12,9 +12,9 @@ import attrs
 import pytest
 
 from editmethods import Editor
+from editmethods.evaluation.loaders import load_requests
 from editmethods.fingerprint import model_fingerprint
 from editmethods.hparams import load_hparams
-from editmethods.evaluation.loaders import load_requests
 from editmethods.plugins import get_plugins
 
 pytestmark = pytest.mark.slow

@@ -6,12 +6,12 @@ from __future__ import annotations
 import importlib
 import importlib.util
 import sys
-import tomllib
 from pathlib import Path
 
 import pytest
+import tomllib
 
-from editmethods import EditRequest, Editor
+from editmethods import Editor, EditRequest
 from editmethods.plugins import Plugins
 from editmethods.scoring import score_targets
 from editmethods.testing import assert_same_state, state_copy, tiny_model, tiny_tokenizer

@@ -10,7 +10,7 @@ import threading
 import pytest
 import torch
 
-from editmethods import EditRequest, Editor
+from editmethods import Editor, EditRequest
 from editmethods.evaluation.benchmarking import reference_hparams
 from editmethods.testing import assert_same_state, state_copy
 

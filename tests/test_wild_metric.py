@@ -4,6 +4,7 @@ the new object when it continues the prompt on its own; before it, it does not."
 from __future__ import annotations
 
 import pytest
+
 from editmethods import Editor
 from editmethods.plugins import ENV_VAR, reset_plugins
 

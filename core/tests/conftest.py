@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from editmethods import EditRequest, Editor
+from editmethods import Editor, EditRequest
 from editmethods.testing import AddMethod, make_plugins, tiny_model, tiny_tokenizer
 
 

@@ -45,7 +45,7 @@ def test_unknown_architecture_says_how_to_declare_it():
     model.config.model_type = "fancy-new"
     editor = Editor(model, tiny_tokenizer(), plugins=make_plugins())
     with pytest.raises(ArchitectureError, match=r"unknown architecture 'fancy-new'.*architecture=Architecture\("):
-        editor.architecture
+        _ = editor.architecture
     declared = Architecture(model_type="fancy-new", layer="transformer.h.{}", attn="transformer.h.{}.attn",
                             mlp="transformer.h.{}.mlp", mlp_in="transformer.h.{}.mlp.c_fc",
                             mlp_out="transformer.h.{}.mlp.c_proj", embed="transformer.wte",

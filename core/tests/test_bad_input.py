@@ -21,12 +21,13 @@ import json
 import os
 import re
 import sys
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import pytest
 
-from editmethods import EditRequest, Editor, PromptAnswer
+from editmethods import Editor, EditRequest, PromptAnswer
 from editmethods.errors import (
     ArchitectureError,
     ArgumentError,

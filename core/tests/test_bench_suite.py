@@ -7,6 +7,7 @@ import os
 from pathlib import Path
 
 import pytest
+
 from editmethods import Editor
 from editmethods.evaluation.bench_config import structure_bench_config
 from editmethods.evaluation.bench_store import ResultStore, atomic_write_text

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import pytest
 import torch
@@ -11,6 +10,8 @@ from click.testing import CliRunner
 
 from editmethods import EditRequest
 from editmethods.architectures import BUILTIN
+from editmethods.errors import ArchitectureError, RequestError
+from editmethods.testing import tiny_model, tiny_tokenizer
 from editmethods.toolkit.causal_trace import (
     KINDS,
     causal_trace,
@@ -20,8 +21,6 @@ from editmethods.toolkit.causal_trace import (
     strongest_layer,
     trace_all,
 )
-from editmethods.errors import ArchitectureError, RequestError
-from editmethods.testing import tiny_model, tiny_tokenizer
 
 PROMPT, SUBJECT = "The capital of France is", "France"
 
@@ -161,8 +160,8 @@ def _one_state_at_a_time(model, tok, prompt, subject, kind, samples, noise):
     """The paper's procedure written plainly: one forward pass of the whole prompt per
     restored state and noise draw, full logits."""
     from editmethods.architectures import BUILTIN
-    from editmethods.toolkit.causal_trace import _ROLE, default_window
     from editmethods.tokens import subject_token_range
+    from editmethods.toolkit.causal_trace import _ROLE, default_window
     from editmethods.toolkit.tracing import trace
 
     arch = BUILTIN[model.config.model_type]

@@ -10,14 +10,21 @@ from editmethods import (
     ArchitectureError,
     Delta,
     EditError,
-    EditRequest,
     Editor,
+    EditRequest,
     RollbackError,
     SavedEditError,
     Update,
     hookimpl,
 )
-from editmethods.testing import AddMethod, assert_same_state, make_plugins, state_copy, tiny_model, tiny_tokenizer
+from editmethods.testing import (
+    AddMethod,
+    assert_same_state,
+    make_plugins,
+    state_copy,
+    tiny_model,
+    tiny_tokenizer,
+)
 
 
 def test_hook_compute_update_and_apply_write_the_delta(editor, request_fr):

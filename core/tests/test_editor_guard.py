@@ -6,12 +6,19 @@ from __future__ import annotations
 import pytest
 import torch
 
-from editmethods import EditRequest, Editor
+from editmethods import Editor, EditRequest
 from editmethods.errors import CollapseError, RequestError
 from editmethods.guard import Guard
 from editmethods.hookspecs import hookimpl
+from editmethods.testing import (
+    AddMethod,
+    assert_same_state,
+    make_plugins,
+    state_copy,
+    tiny_model,
+    tiny_tokenizer,
+)
 from editmethods.types import Delta, Update
-from editmethods.testing import AddMethod, assert_same_state, make_plugins, state_copy, tiny_model, tiny_tokenizer
 
 REQS = [EditRequest(prompt="The capital of France is", subject="France", target_new="Rome"),
         EditRequest(prompt="Miles Davis plays the", subject="Miles Davis", target_new="piano")]

@@ -7,7 +7,7 @@ import attrs
 import pytest
 import torch
 
-from editmethods import EditRequest, Editor
+from editmethods import Editor, EditRequest
 from editmethods.errors import CollapseError, EditError
 from editmethods.guard import DEFAULT_PROMPTS, DEFAULT_TEXTS, Guard, Probe
 from editmethods.plugins import ENV_VAR, reset_plugins

@@ -20,7 +20,7 @@ import pytest
 
 import editmethods_ft.plugin
 import editmethods_rome.plugin
-from editmethods import EditRequest, Editor, HyperParams, HyperParamsError, Pipeline, load_hparams
+from editmethods import Editor, EditRequest, HyperParams, HyperParamsError, Pipeline, load_hparams
 from editmethods.hparams import read_mapping, tuple_of
 from editmethods.plugins import Plugins
 from editmethods.testing import (
@@ -44,8 +44,8 @@ ROOT = Path(__file__).resolve().parents[2]
 
 def _template_hparams_class() -> type:
     """The plugin template's class (the template is never installed: load its module by path)."""
-    path = ROOT / "plugins" / "_template" / "src" / "editmethods_foo" / "hparams.py"
-    spec = importlib.util.spec_from_file_location("_editmethods_foo_hparams_under_test", path)
+    path = ROOT / "plugins" / "_template" / "src" / "editmethods_foo" / "plugin.py"
+    spec = importlib.util.spec_from_file_location("_editmethods_foo_plugin_under_test", path)
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module.FooHyperParams

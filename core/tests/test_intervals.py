@@ -5,9 +5,10 @@ from __future__ import annotations
 import math
 
 import pytest
+
 from editmethods import EvalReport, MetricResult
-from editmethods.intervals import bootstrap, metric_interval, wilson
 from editmethods.evaluation.reporting import format_result
+from editmethods.intervals import bootstrap, metric_interval, wilson
 
 
 @pytest.mark.parametrize("successes, n, low, high", [

@@ -7,11 +7,11 @@ import math
 import attrs
 import pytest
 
-from editmethods import EditRequest, Editor, EvalReport, MetricResult, PromptAnswer
+from editmethods import Editor, EditRequest, EvalReport, MetricResult, PromptAnswer
 from editmethods.evaluation.benchmarking import evaluate_method, merge_reports
-from editmethods.fingerprint import model_fingerprint
 from editmethods.evaluation.metrics.counterfact import harmonic_mean
 from editmethods.evaluation.metrics.fluency import ngram_entropy_of
+from editmethods.fingerprint import model_fingerprint
 from editmethods.plugins import Plugins
 from editmethods.testing import tiny_model, tiny_tokenizer
 

@@ -10,10 +10,9 @@ from pathlib import Path
 import pytest
 import torch
 
-from editmethods import Editor, EditmethodsError, ModelAlias, ModelLoadError, hookimpl
-from editmethods import gguf_cache
+from editmethods import EditmethodsError, Editor, ModelAlias, ModelLoadError, gguf_cache, hookimpl
 from editmethods.cache import CACHE_ENV, cache_root
-from editmethods.model_loading import load_pretrained, locate_gguf, resolve_dtype, resolve_device
+from editmethods.model_loading import load_pretrained, locate_gguf, resolve_device, resolve_dtype
 from editmethods.testing import make_plugins, write_tiny_gguf
 
 pytest.importorskip("gguf", reason="the gguf package is needed to write test GGUF files")

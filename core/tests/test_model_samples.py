@@ -9,9 +9,9 @@ import torch
 
 import editmethods.toolkit.model_samples as ms
 from editmethods.architectures import BUILTIN
+from editmethods.testing import tiny_model, tiny_tokenizer
 from editmethods.toolkit.model_samples import SamplingSettings, generate_token_ids, model_samples
 from editmethods.toolkit.stats import StatisticsError, resolve_corpus, second_moment
-from editmethods.testing import tiny_model, tiny_tokenizer
 
 SMALL = SamplingSettings(tokens=6, batch_size=4)
 

@@ -3,11 +3,9 @@
 from __future__ import annotations
 
 import importlib.metadata as metadata
-import warnings
 
 import pluggy
 import pytest
-import torch
 
 from editmethods import Editor, MethodError, Plugins, hookimpl
 from editmethods.plugins import ENV_VAR
@@ -27,7 +25,7 @@ def test_duplicate_method_names_are_refused():
     plugins.register(AddMethod("same"), name="package-one")
     plugins.register(AddMethod("same"), name="package-two")
     with pytest.raises(MethodError, match="registered twice"):
-        plugins.methods
+        _ = plugins.methods
 
 
 def test_unknown_method_lists_installed_ones(editor, request_fr):
@@ -98,8 +96,9 @@ def test_wrapper_plugins_see_every_lifecycle_call(request_fr):
 
 
 def test_hook_register_architectures_declares_a_new_model_type(request_fr):
-    from editmethods.architectures import BUILTIN, Architecture
     import attrs
+
+    from editmethods.architectures import BUILTIN, Architecture
 
     class Declares:
         @hookimpl

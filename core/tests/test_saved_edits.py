@@ -12,10 +12,17 @@ import pytest
 import torch
 from safetensors.torch import load_file, save_file
 
-from editmethods import EditRequest, Editor
+from editmethods import Editor, EditRequest
 from editmethods.errors import EditmethodsError, SavedEditError
 from editmethods.saving import TENSORS_NAME, file_sha256
-from editmethods.testing import AddMethod, assert_same_state, make_plugins, state_copy, tiny_model, tiny_tokenizer
+from editmethods.testing import (
+    AddMethod,
+    assert_same_state,
+    make_plugins,
+    state_copy,
+    tiny_model,
+    tiny_tokenizer,
+)
 
 REQ = EditRequest(prompt="The capital of France is", subject="France", target_new="Rome")
 HP = {"layers": [0], "value": 0.5}

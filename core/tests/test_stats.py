@@ -12,6 +12,7 @@ import torch
 
 from editmethods.architectures import BUILTIN
 from editmethods.errors import EditmethodsError
+from editmethods.testing import CORPUS, tiny_model, tiny_tokenizer
 from editmethods.toolkit.stats import (
     StatisticsError,
     register_corpus,
@@ -19,7 +20,6 @@ from editmethods.toolkit.stats import (
     second_moment,
     upstream_parameters,
 )
-from editmethods.testing import CORPUS, tiny_model, tiny_tokenizer
 from editmethods.toolkit.tracing import trace
 
 TEXTS = sorted(set(CORPUS))

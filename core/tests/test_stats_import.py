@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 import torch
 
-from editmethods.toolkit.stats import StatisticsError, import_second_moment, second_moment
 from editmethods.testing import CORPUS, tiny_model, tiny_tokenizer
+from editmethods.toolkit.stats import StatisticsError, import_second_moment, second_moment
 from editmethods.toolkit.tracing import trace
 
 TEXTS = sorted(set(CORPUS))

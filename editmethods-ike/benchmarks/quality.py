@@ -29,8 +29,8 @@ def main(argv: list[str] | None = None) -> dict:
     torch.set_num_threads(1)
 
     from editmethods import Editor
-    from editmethods.hparams import load_hparams
     from editmethods.evaluation.loaders import load_requests, resolve_data_path
+    from editmethods.hparams import load_hparams
     from editmethods_ike import IKEHyperParams, hparams_path
 
     source = args.hparams if args.hparams.endswith((".yaml", ".yml", ".json")) else hparams_path(args.hparams)

@@ -7,7 +7,7 @@ import pytest
 import torch
 
 import editmethods_ike.plugin
-from editmethods import EditRequest, Editor
+from editmethods import Editor, EditRequest
 from editmethods.errors import EditError
 from editmethods.plugins import Plugins
 from editmethods.scoring import greedy_continue

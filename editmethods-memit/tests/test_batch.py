@@ -6,8 +6,8 @@ import editmethods_memit.plugin
 from editmethods import Editor, EditRequest
 from editmethods.plugins import Plugins
 from editmethods.scoring import score_targets
-from editmethods.toolkit.stats import register_corpus
 from editmethods.testing import CORPUS, assert_same_state, state_copy, tiny_model, tiny_tokenizer
+from editmethods.toolkit.stats import register_corpus
 from editmethods_rome.values import optimize_values
 
 register_corpus("batch-corpus", lambda: sorted(set(CORPUS)))

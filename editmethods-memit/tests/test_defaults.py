@@ -12,8 +12,8 @@ from editmethods import Editor, EditRequest
 from editmethods.errors import HyperParamsError
 from editmethods.hparams import load_hparams
 from editmethods.plugins import Plugins
-from editmethods.toolkit.stats import register_corpus
 from editmethods.testing import CORPUS, tiny_tokenizer
+from editmethods.toolkit.stats import register_corpus
 from editmethods_memit import MEMITHyperParams
 from editmethods_memit.hparams_memit import DEFAULT_LAMBDA_PER_DIM, lambda_for
 from editmethods_memit.method import locate_memit

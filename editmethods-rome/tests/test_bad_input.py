@@ -3,14 +3,13 @@
 import warnings
 
 import pytest
-import torch
 
 import editmethods_rome.plugin
 from editmethods import Editor, EditRequest
 from editmethods.errors import EditmethodsError, RequestError
 from editmethods.plugins import Plugins
-from editmethods.toolkit.stats import StatisticsError, register_corpus
 from editmethods.testing import CORPUS, assert_same_state, state_copy, tiny_model, tiny_tokenizer
+from editmethods.toolkit.stats import StatisticsError, register_corpus
 
 register_corpus("bad-input-corpus", lambda: sorted(set(CORPUS)))
 HP = {"layers": [0], "v_lr": 0.3, "v_num_grad_steps": 5, "clamp_norm_factor": 20.0,

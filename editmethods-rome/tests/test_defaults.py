@@ -12,8 +12,8 @@ import editmethods_rome.plugin
 from editmethods import Editor, EditRequest
 from editmethods.hparams import load_hparams, save_hparams
 from editmethods.plugins import Plugins
-from editmethods.toolkit.stats import register_corpus
 from editmethods.testing import CORPUS, tiny_model, tiny_tokenizer
+from editmethods.toolkit.stats import register_corpus
 from editmethods.toolkit.tracing import trace
 from editmethods_rome import ROMEHyperParams
 from editmethods_rome.depth import memit_layers, rome_layer

@@ -47,7 +47,7 @@ def test_last_layer_logits_and_gradients_equal_plain_forward(model_type):
     # δ at the last block: no block runs above it, only the final norm and the head. (The
     # optimization itself is no test here: on a random tiny model the gradient there is ~1e-10
     # and Adam turns its rounding noise into steps.)
-    model, tok = tiny_model(model_type), tiny_tokenizer()
+    model = tiny_model(model_type)
     arch = BUILTIN[model_type]
     module = arch.path("mlp_out", 1)
     rows, pos = [[5, 6, 7, 8, 9, 10], [4, 5, 6]], [3, 1]

@@ -9,11 +9,16 @@ import pytest
 import torch
 
 import editmethods_serac.plugin
-from editmethods import EditRequest, Editor
+from editmethods import Editor, EditRequest
 from editmethods.errors import EditmethodsError
 from editmethods.plugins import Plugins
 from editmethods.testing import tiny_model, tiny_tokenizer
-from editmethods_serac.checkpoint import CheckpointError, base_fingerprint, read_meta, resolve_checkpoint
+from editmethods_serac.checkpoint import (
+    CheckpointError,
+    base_fingerprint,
+    read_meta,
+    resolve_checkpoint,
+)
 from editmethods_serac.data import read_cases
 from editmethods_serac.method import EditMemory
 from editmethods_serac.train import TrainConfig, train_serac, tune_threshold

@@ -8,7 +8,8 @@ An architecture the table does not know is declared with :class:`Architecture` (
 
 from __future__ import annotations
 
-from typing import Any, Mapping
+from collections.abc import Mapping
+from typing import Any
 
 import attrs
 import torch

@@ -11,8 +11,9 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
-from typing import Any, Iterable, Literal, Mapping, Sequence, overload
+from typing import Any, Literal, overload
 
 import torch
 
@@ -25,9 +26,9 @@ from editmethods.errors import (
     SavedEditError,
 )
 from editmethods.eval_report import EvalReport
+from editmethods.fingerprint import tensor_hash
 from editmethods.guard import Guard, Probe
 from editmethods.hparams import HyperParams, load_hparams
-from editmethods.fingerprint import tensor_hash
 from editmethods.ledger import Ledger
 from editmethods.modes import restore_training_modes, training_modes
 from editmethods.plugins import InstalledMethod, Plugins, get_plugins

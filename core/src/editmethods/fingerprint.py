@@ -10,7 +10,7 @@ digest written by one part of the project can be checked by any other.
 from __future__ import annotations
 
 import hashlib
-from typing import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 
 import torch
 

@@ -33,7 +33,8 @@ not know is refused when the plugin is registered.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, Callable, MutableMapping, Sequence
+from collections.abc import Callable, MutableMapping, Sequence
+from typing import TYPE_CHECKING, Any
 
 import pluggy
 

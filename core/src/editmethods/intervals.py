@@ -22,8 +22,9 @@ fewer than two cases get no interval. The bootstrap is seeded, so tables are rep
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from statistics import NormalDist
-from typing import TYPE_CHECKING, Any, Literal, Sequence
+from typing import TYPE_CHECKING, Any, Literal
 
 import attrs
 

@@ -21,7 +21,8 @@ from __future__ import annotations
 import threading
 import uuid
 import weakref
-from typing import TYPE_CHECKING, Iterable, Mapping
+from collections.abc import Iterable, Mapping
+from typing import TYPE_CHECKING
 
 import attrs
 import torch
@@ -75,7 +76,7 @@ class Entry:
 class Ledger:
     """Originals, write logs and live edits of one model. Get it with :meth:`Ledger.of`."""
 
-    _by_model: "weakref.WeakKeyDictionary[torch.nn.Module, Ledger]" = weakref.WeakKeyDictionary()
+    _by_model: weakref.WeakKeyDictionary[torch.nn.Module, Ledger] = weakref.WeakKeyDictionary()
     _registry_lock = threading.Lock()
 
     def __init__(self) -> None:
@@ -95,7 +96,7 @@ class Ledger:
         self._fingerprint: tuple[int, str] | None = None
 
     @classmethod
-    def of(cls, model: torch.nn.Module) -> "Ledger":
+    def of(cls, model: torch.nn.Module) -> Ledger:
         with cls._registry_lock:
             ledger = cls._by_model.get(model)
             if ledger is None:

@@ -47,8 +47,9 @@ import difflib
 import functools
 import inspect
 import sys
+from collections.abc import Callable
 from types import ModuleType
-from typing import Any, Callable, ClassVar
+from typing import Any, ClassVar
 
 from editmethods import hookspecs
 from editmethods.errors import MethodError

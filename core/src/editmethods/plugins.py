@@ -21,8 +21,9 @@ import importlib
 import importlib.metadata as metadata
 import os
 import warnings
+from collections.abc import Iterable
 from types import ModuleType
-from typing import Any, Iterable
+from typing import Any
 
 import attrs
 import pluggy

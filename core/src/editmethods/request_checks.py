@@ -16,9 +16,9 @@ names the argument or field and says what to give instead; none of them changes 
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from fnmatch import fnmatchcase
-from typing import TYPE_CHECKING, Any, Sequence
+from typing import TYPE_CHECKING, Any
 
 from editmethods.errors import ArgumentError, RequestError
 from editmethods.types import EditRequest, PromptAnswer, describe_value, text_problem

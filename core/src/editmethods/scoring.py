@@ -7,7 +7,8 @@ models (T5) get the prompt in the encoder and the target in the decoder.
 
 from __future__ import annotations
 
-from typing import Any, Callable, Protocol, Sequence, cast
+from collections.abc import Callable, Sequence
+from typing import Any, Protocol, cast
 
 import attrs
 import torch

@@ -11,8 +11,9 @@ from __future__ import annotations
 
 import functools
 import weakref
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 import attrs
 import torch
@@ -126,14 +127,14 @@ class Entry:
 class InContextMemory:
     """The live IKE edits of one model and the router that answers through them."""
 
-    _by_model: "weakref.WeakKeyDictionary[torch.nn.Module, InContextMemory]" = weakref.WeakKeyDictionary()
+    _by_model: weakref.WeakKeyDictionary[torch.nn.Module, InContextMemory] = weakref.WeakKeyDictionary()
 
     def __init__(self, model: torch.nn.Module, tokenizer: Any) -> None:
         self.entries: list[Entry] = []
         self.router = ContextRouter(model, tokenizer, self.route)
 
     @classmethod
-    def of(cls, model: torch.nn.Module, tokenizer: Any = None) -> "InContextMemory":
+    def of(cls, model: torch.nn.Module, tokenizer: Any = None) -> InContextMemory:
         memory = cls._by_model.get(model)
         if memory is None:
             if tokenizer is None:
@@ -142,7 +143,7 @@ class InContextMemory:
         return memory
 
     @classmethod
-    def find(cls, model: torch.nn.Module) -> "InContextMemory | None":
+    def find(cls, model: torch.nn.Module) -> InContextMemory | None:
         return cls._by_model.get(model)
 
     def add(self, entries: Sequence[Entry]) -> None:

@@ -5,7 +5,6 @@ from __future__ import annotations
 from pathlib import Path
 
 from editmethods.hparams import shipped_hparams
-
 from editmethods_memit.hparams_memit import MEMITHyperParams
 
 HPARAMS_DIR = Path(__file__).resolve().parent / "hparams"

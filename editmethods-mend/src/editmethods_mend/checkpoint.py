@@ -10,8 +10,9 @@ from __future__ import annotations
 
 import json
 import weakref
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
 import torch
 
@@ -25,7 +26,7 @@ WEIGHTS = "editor.safetensors"
 CONFIG = "config.json"
 FORMAT = "editmethods-mend/1"
 
-_hash_cache: "weakref.WeakKeyDictionary[torch.nn.Module, str]" = weakref.WeakKeyDictionary()
+_hash_cache: weakref.WeakKeyDictionary[torch.nn.Module, str] = weakref.WeakKeyDictionary()
 _editor_cache: dict[tuple[str, float], tuple[MENDEditor, dict[str, Any]]] = {}
 
 

@@ -6,6 +6,7 @@ import click
 
 from editmethods.cli import model_options, train_group
 
+
 def register(cli: click.Group) -> None:
     group = train_group(cli)
 
@@ -41,7 +42,7 @@ def register(cli: click.Group) -> None:
 
         import torch
 
-        from editmethods import Editor, EditmethodsError
+        from editmethods import EditmethodsError, Editor
         from editmethods_mend.checkpoint import model_hash
         from editmethods_mend.data import read_cases
         from editmethods_mend.train import TrainConfig, train_editor
@@ -50,7 +51,7 @@ def register(cli: click.Group) -> None:
         try:
             layer_list = tuple(int(x) for x in layers.split(",")) if layers else ()
         except ValueError:
-            raise click.BadParameter(f"--layers must be comma-separated integers, got {layers!r}")
+            raise click.BadParameter(f"--layers must be comma-separated integers, got {layers!r}") from None
         try:
             editor = Editor.from_pretrained(model_name, gguf_file=gguf_file, dtype=dtype,
                                             device=device)

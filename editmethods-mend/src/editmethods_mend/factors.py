@@ -3,7 +3,8 @@ gradient ``δ`` at every token that carries gradient, captured with forward hook
 
 from __future__ import annotations
 
-from typing import Any, Mapping, Sequence
+from collections.abc import Mapping, Sequence
+from typing import Any
 
 import attrs
 import torch

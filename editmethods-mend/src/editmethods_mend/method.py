@@ -3,8 +3,9 @@ the editor network into low-rank weight deltas (no optimization at edit time).""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 import torch
 

@@ -11,7 +11,8 @@ writes ``W ← W - α_W Σ_t ũ_t δ̃_tᵀ``.
 from __future__ import annotations
 
 import math
-from typing import Any, Mapping, Sequence
+from collections.abc import Mapping, Sequence
+from typing import Any
 
 import attrs
 import torch

@@ -19,8 +19,9 @@ import json
 import math
 import random
 import time
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any
 
 import attrs
 import torch
@@ -29,7 +30,13 @@ from attrs import validators as v
 from editmethods.architectures import Architecture
 from editmethods_mend.checkpoint import model_hash, save_editor
 from editmethods_mend.data import TrainCase
-from editmethods_mend.factors import TokenBatch, collect_factors, encode, param_specs, per_sequence_nll
+from editmethods_mend.factors import (
+    TokenBatch,
+    collect_factors,
+    encode,
+    param_specs,
+    per_sequence_nll,
+)
 from editmethods_mend.network import MENDEditor
 
 

@@ -11,7 +11,6 @@ from __future__ import annotations
 from pathlib import Path
 
 from editmethods.hparams import shipped_hparams
-
 from editmethods_rome.hparams_rome import ROMEHyperParams
 
 HPARAMS_DIR = Path(__file__).resolve().parent / "hparams"

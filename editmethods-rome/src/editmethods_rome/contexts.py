@@ -11,7 +11,8 @@ so the same model, settings and seed give the same prefixes.
 from __future__ import annotations
 
 import weakref
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 import torch
 
@@ -21,7 +22,7 @@ from editmethods.scoring import model_device
 #: MEMIT's starting words.
 MEMIT_STARTS = ("The", "Therefore", "Because", "I", "You")
 
-_cache: "weakref.WeakKeyDictionary[torch.nn.Module, dict]" = weakref.WeakKeyDictionary()
+_cache: weakref.WeakKeyDictionary[torch.nn.Module, dict] = weakref.WeakKeyDictionary()
 
 
 def _clean(text: str) -> str:

@@ -5,7 +5,8 @@ Shared by ROME (k* and W k*) and MEMIT (the keys of every edit layer).
 
 from __future__ import annotations
 
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 import torch
 

@@ -27,7 +27,8 @@ post-norm blocks) falls back to the plain pass.
 from __future__ import annotations
 
 import weakref
-from typing import Any, Callable, Sequence
+from collections.abc import Callable, Sequence
+from typing import Any
 
 import torch
 
@@ -38,7 +39,7 @@ __all__ = ["UpperPass", "block_of", "equivalent"]
 
 #: Per model: whether the runner reproduced a plain forward pass (checked once per
 #: :func:`_signature`).
-_verdicts: "weakref.WeakKeyDictionary[torch.nn.Module, tuple[Any, bool]]" = \
+_verdicts: weakref.WeakKeyDictionary[torch.nn.Module, tuple[Any, bool]] = \
     weakref.WeakKeyDictionary()
 
 

@@ -22,7 +22,8 @@ positions from the subject on, against a cache of everything δ cannot change
 
 from __future__ import annotations
 
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 import attrs
 import torch

@@ -9,8 +9,9 @@ schema (with ``relation_specificity`` when present), EasyEdit CounterFact, zsRE.
 from __future__ import annotations
 
 import json
+from collections.abc import Iterable, Mapping
 from pathlib import Path
-from typing import Any, Iterable, Mapping
+from typing import Any
 
 import attrs
 

@@ -12,8 +12,9 @@ from __future__ import annotations
 
 import functools
 import weakref
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 import attrs
 import torch
@@ -120,21 +121,21 @@ class MemoryEntry:
 class EditMemory:
     """The live SERAC edits of one model, its scope classifier and its router."""
 
-    _by_model: "weakref.WeakKeyDictionary[torch.nn.Module, EditMemory]" = weakref.WeakKeyDictionary()
+    _by_model: weakref.WeakKeyDictionary[torch.nn.Module, EditMemory] = weakref.WeakKeyDictionary()
 
     def __init__(self, model: torch.nn.Module, tokenizer: Any) -> None:
         self.entries: list[MemoryEntry] = []
         self.router = ContextRouter(model, tokenizer, self.route)
 
     @classmethod
-    def of(cls, model: torch.nn.Module, tokenizer: Any) -> "EditMemory":
+    def of(cls, model: torch.nn.Module, tokenizer: Any) -> EditMemory:
         memory = cls._by_model.get(model)
         if memory is None:
             memory = cls._by_model[model] = cls(model, tokenizer)
         return memory
 
     @classmethod
-    def find(cls, model: torch.nn.Module) -> "EditMemory | None":
+    def find(cls, model: torch.nn.Module) -> EditMemory | None:
         return cls._by_model.get(model)
 
     def add(self, entries: Sequence[MemoryEntry]) -> None:

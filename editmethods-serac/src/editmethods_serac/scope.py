@@ -20,8 +20,9 @@ score reaches the classifier's threshold.
 from __future__ import annotations
 
 import random
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 import torch
 
@@ -77,7 +78,7 @@ class LearnedScope(torch.nn.Module):
                   metadata={"dim": str(self.dim), "hidden": str(self.hidden)})
 
     @classmethod
-    def load(cls, path: str | Path, threshold: float = LEARNED_THRESHOLD) -> "LearnedScope":
+    def load(cls, path: str | Path, threshold: float = LEARNED_THRESHOLD) -> LearnedScope:
         from safetensors import safe_open
         from safetensors.torch import load_file
 

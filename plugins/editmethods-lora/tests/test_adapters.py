@@ -8,7 +8,7 @@ import pytest
 import torch
 
 import editmethods_lora.plugin
-from editmethods import EditRequest, Editor
+from editmethods import Editor, EditRequest
 from editmethods.errors import ArchitectureError, EditmethodsError, HyperParamsError
 from editmethods.plugins import Plugins
 from editmethods.testing import assert_same_state, logits_of, state_copy, tiny_model, tiny_tokenizer

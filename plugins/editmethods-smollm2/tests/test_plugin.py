@@ -6,17 +6,16 @@ from __future__ import annotations
 import importlib.util
 import json
 import sys
-import tomllib
 from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
+import tomllib
 from click.testing import CliRunner
 
+import editmethods_smollm2 as smol
 from editmethods import Editor, ModelLoadError
 from editmethods.plugins import Plugins
-
-import editmethods_smollm2 as smol
 from editmethods_smollm2 import plugin
 from editmethods_smollm2.testing import require_smollm2
 

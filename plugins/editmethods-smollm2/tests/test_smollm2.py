@@ -9,13 +9,11 @@ import time
 import pytest
 import torch
 
-from editmethods import Editor
-from editmethods import gguf_cache
+import editmethods_smollm2 as smol
+from editmethods import Editor, gguf_cache
 from editmethods.cache import CACHE_ENV
 from editmethods.model_loading import load_pretrained
 from editmethods.plugins import Plugins
-
-import editmethods_smollm2 as smol
 from editmethods_smollm2 import plugin
 from editmethods_smollm2.testing import require_smollm2
 

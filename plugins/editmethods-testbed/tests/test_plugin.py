@@ -6,9 +6,9 @@ pytest.importorskip("editmethods")
 
 import click  # noqa: E402
 from click.testing import CliRunner  # noqa: E402
-from editmethods.plugins import Plugins  # noqa: E402
 
 import editmethods_testbed as tb  # noqa: E402
+from editmethods.plugins import Plugins  # noqa: E402
 from editmethods_testbed import plugin  # noqa: E402
 
 

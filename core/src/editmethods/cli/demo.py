@@ -9,7 +9,8 @@ The default model is the pretrained ``smollm2-135m`` (SmolLM2-135M-Instruct, fro
 from __future__ import annotations
 
 import time
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 import click
 
@@ -101,14 +102,13 @@ def register(cli: click.Group) -> None:
                      case_index) -> None:
         """Show a model's beliefs, edit one fact, show the answers after, and undo it exactly."""
         import torch
+        from transformers.utils import logging as hf_logging
 
-        from editmethods import Editor, EditmethodsError
+        from editmethods import EditmethodsError, Editor
         from editmethods.evaluation.benchmarking import reference_hparams
+        from editmethods.evaluation.loaders import load_requests
         from editmethods.fingerprint import model_fingerprint
         from editmethods.scoring import model_config
-        from editmethods.evaluation.loaders import load_requests
-
-        from transformers.utils import logging as hf_logging
 
         hf_logging.disable_progress_bar()  # the demo's output is the story; no loading bars
         torch.manual_seed(0)

@@ -22,7 +22,7 @@ def register(cli: click.Group) -> None:
     def edit_command(model_name, method, hparams, prompt, subject, target, save_to, device, dtype,
                      gguf_file) -> None:
         """Edit one fact and print the model's answer before and after."""
-        from editmethods import EditRequest, Editor, EditmethodsError
+        from editmethods import EditmethodsError, Editor, EditRequest
         from editmethods.plugins import get_plugins
         from editmethods.request_checks import check_fits
 

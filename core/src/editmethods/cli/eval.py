@@ -30,11 +30,15 @@ def register(cli: click.Group) -> None:
     def eval_command(model_name, method, hparams, data, out, n, offset, mode, metrics,
                      data_format, no_progress, device, dtype, gguf_file) -> None:
         """Edit N cases of a dataset with one method and report every metric by protocol."""
-        from editmethods import Editor, EditmethodsError
-        from editmethods.evaluation.benchmarking import evaluate_method, evaluate_unedited, reference_hparams
+        from editmethods import EditmethodsError, Editor
+        from editmethods.evaluation.benchmarking import (
+            evaluate_method,
+            evaluate_unedited,
+            reference_hparams,
+        )
         from editmethods.evaluation.loaders import load_requests
-        from editmethods.plugins import get_plugins
         from editmethods.evaluation.reporting import describe_run
+        from editmethods.plugins import get_plugins
         from editmethods.request_checks import check_fits
 
         try:

@@ -53,7 +53,7 @@ def register(cli: click.Group) -> None:
     def stats_command(model_name, layers, corpus, n_samples, max_length, stats_dtype,
                       export_dir, gguf_file, dtype, device) -> None:
         """Second moments E[k kᵀ] of the inputs of the layers' MLP output projections."""
-        from editmethods import Editor, EditmethodsError
+        from editmethods import EditmethodsError, Editor
         from editmethods.toolkit.stats import second_moment
         from editmethods.toolkit.stats_import import export_second_moment
 

@@ -30,7 +30,8 @@ def register(cli: click.Group) -> None:
     def trace_command(model_name, prompt, subject, kind, answer, samples, noise, window, out,
                       json_out, device, dtype, gguf_file) -> None:
         """Corrupt the subject, restore each state, and show which restore the answer."""
-        from editmethods import Editor, EditmethodsError
+        from editmethods import EditmethodsError, Editor
+        from editmethods.cli._common import write_json
         from editmethods.toolkit.causal_trace import (
             KINDS,
             check_trace_arguments,
@@ -38,7 +39,6 @@ def register(cli: click.Group) -> None:
             require_matplotlib,
             trace_all,
         )
-        from editmethods.cli._common import write_json
 
         kinds = KINDS if kind == "all" else (kind,)
         try:

@@ -20,8 +20,9 @@ import json
 import os
 import re
 import tempfile
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
 #: Version of the file layout; files of another version are not read.
 SCHEMA = 1

@@ -20,11 +20,14 @@ import resource
 import sys
 import time
 import traceback
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
-from typing import Any, Callable, Iterable, Mapping, Sequence
+from typing import Any
 
 import attrs
 
+from editmethods.errors import EditmethodsError
+from editmethods.eval_report import EvalReport
 from editmethods.evaluation.bench_config import BenchConfig, DatasetSpec, PlannedRun
 from editmethods.evaluation.bench_store import (
     CaseFile,
@@ -42,10 +45,8 @@ from editmethods.evaluation.benchmarking import (
     resolve_run,
     skip_reason,
 )
-from editmethods.errors import EditmethodsError
-from editmethods.fingerprint import model_fingerprint
-from editmethods.eval_report import EvalReport
 from editmethods.evaluation.reporting import suite_chart, suite_markdown, suite_summary
+from editmethods.fingerprint import model_fingerprint
 
 Echo = Callable[[str], None]
 

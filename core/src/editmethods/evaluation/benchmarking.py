@@ -32,8 +32,9 @@ import math
 import os
 import statistics
 import threading
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
-from typing import Any, Callable, Iterable, Mapping, Protocol, Sequence
+from typing import Any, Protocol
 
 import attrs
 import torch
@@ -41,12 +42,12 @@ import torch
 from editmethods.editor import Editor, HParamsSource
 from editmethods.errors import EditmethodsError, RequestError
 from editmethods.eval_report import EvalReport
+from editmethods.evaluation.metrics.counterfact import harmonic_mean
+from editmethods.evaluation.reporting import benchmark_chart, benchmark_markdown
 from editmethods.fingerprint import model_fingerprint
 from editmethods.hparams import shipped_hparams
-from editmethods.evaluation.metrics.counterfact import harmonic_mean
 from editmethods.plugins import Plugins
 from editmethods.types import EditHandle, EditRequest, MetricResult
-from editmethods.evaluation.reporting import benchmark_chart, benchmark_markdown
 
 MODES = ("single", "batch", "sequential")
 COST = "cost"

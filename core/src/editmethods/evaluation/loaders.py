@@ -47,8 +47,9 @@ Where the requests keep each field (``kind`` labels of :class:`PromptAnswer`):
 from __future__ import annotations
 
 import json
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
-from typing import Any, Callable, Iterable, Literal, Mapping, Sequence, overload
+from typing import Any, Literal, overload
 
 from editmethods.errors import ArgumentError, RequestError
 from editmethods.types import EditRequest, PromptAnswer, describe_value

@@ -10,15 +10,16 @@ intervals as error bars.
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Sequence
+from typing import TYPE_CHECKING, Any
 
 from editmethods.intervals import metric_interval
 
 if TYPE_CHECKING:  # pragma: no cover
+    from editmethods.eval_report import EvalReport
     from editmethods.evaluation.bench_suite import SuiteResult
     from editmethods.evaluation.benchmarking import BenchmarkResult
-    from editmethods.eval_report import EvalReport
     from editmethods.types import MetricResult
 
 #: Headline columns: (protocol, metric, header).

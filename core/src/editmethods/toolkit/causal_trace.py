@@ -35,8 +35,9 @@ True
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Sequence
 from pathlib import Path
-from typing import Any, Iterable, Literal, Sequence
+from typing import Any, Literal
 
 import attrs
 import torch
@@ -50,9 +51,9 @@ from editmethods.errors import (
     RequestError,
 )
 from editmethods.modes import restore_training_modes, training_modes
-from editmethods.toolkit.restoration import CorruptedRun
 from editmethods.scoring import model_config, model_device, target_ids
 from editmethods.tokens import subject_token_range
+from editmethods.toolkit.restoration import CorruptedRun
 from editmethods.toolkit.tracing import trace
 from editmethods.types import text_problem
 

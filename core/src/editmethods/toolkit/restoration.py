@@ -15,7 +15,8 @@ caller falls back to plain passes where it differs.
 from __future__ import annotations
 
 import copy
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import torch
 

@@ -42,18 +42,15 @@ import json
 import os
 import time
 import warnings
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
-from typing import Any, Callable, Iterable, Iterator, Mapping, Sequence
+from typing import Any
 
 import torch
 
 from editmethods.architectures import get_module
 from editmethods.fingerprint import model_fingerprint
-from editmethods.toolkit.model_samples import MODEL_SAMPLES
-from editmethods.toolkit.model_samples import factory as _model_samples_factory
 from editmethods.modes import restore_training_modes, training_modes
-from editmethods.toolkit.stats_import import NPZ_PREFIX, import_second_moment
-from editmethods.toolkit.tracing import trace
 from editmethods.toolkit._moments import (
     FORMAT_VERSION,
     Corpus,
@@ -62,6 +59,10 @@ from editmethods.toolkit._moments import (
     cache_dir,
     tokenizer_hash,
 )
+from editmethods.toolkit.model_samples import MODEL_SAMPLES
+from editmethods.toolkit.model_samples import factory as _model_samples_factory
+from editmethods.toolkit.stats_import import NPZ_PREFIX, import_second_moment
+from editmethods.toolkit.tracing import trace
 
 __all__ = [
     "Corpus", "HF_CORPORA", "SecondMoment", "StatisticsError", "cache_dir", "import_second_moment",

@@ -56,9 +56,8 @@ def find_npz(spec: str | Path, module: str) -> Path:
 
     :raises StatisticsError: when there is no such file, or a folder holds several.
     """
-    from editmethods.toolkit._moments import StatisticsError
-
     from editmethods.evaluation.loaders import resolve_data_path
+    from editmethods.toolkit._moments import StatisticsError
 
     text = str(spec).removeprefix(NPZ_PREFIX)
     # pkg:PACKAGE/folder names statistics a package ships (found without importing it)

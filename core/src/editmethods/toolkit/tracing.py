@@ -14,7 +14,8 @@ forward pass after a module (statistics need no logits), and the block swallows 
 from __future__ import annotations
 
 import contextlib
-from typing import Any, Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
+from typing import Any
 
 import attrs
 import torch

@@ -7,7 +7,8 @@ writes (and undoes exactly).
 
 from __future__ import annotations
 
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 import torch
 from torch.func import functional_call

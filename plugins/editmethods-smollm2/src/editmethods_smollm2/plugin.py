@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from editmethods.hookspecs import hookimpl
 from editmethods.types import ModelAlias
-
 from editmethods_smollm2 import ALIAS, GGUF_FILE, SHA256, gguf_folder
 
 #: Well-known facts the model gets right (mother tongues, with a paraphrase, neighbours and

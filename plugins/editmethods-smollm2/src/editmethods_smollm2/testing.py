@@ -13,9 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from editmethods.errors import ModelLoadError
-
 import editmethods_smollm2 as smol
+from editmethods.errors import ModelLoadError
 
 
 def require_smollm2() -> Path:
@@ -27,7 +26,7 @@ def require_smollm2() -> Path:
         pytest.skip(str(exc))
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def smollm2_folder(cache_dir: str | Path | None = None) -> Path:
     """The converted model's safetensors folder (config, weights, tokenizer), converted at
     most once per process, and once in all under the same cache: load it with

@@ -20,7 +20,7 @@ import json
 import random
 from pathlib import Path
 
-from editmethods_testbed.world import PERSON_RELATIONS, RELATIONS, TWO_HOP_TEMPLATES, Fact, World
+from editmethods_testbed.world import PERSON_RELATIONS, TWO_HOP_TEMPLATES, Fact, World
 
 SPLITS = ("train", "val", "test")
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from editmethods.hookspecs import hookimpl
 from editmethods.types import ModelAlias
-
 from editmethods_testbed import MODELS_DIR
 
 DESCRIPTIONS = {

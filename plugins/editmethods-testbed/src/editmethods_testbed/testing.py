@@ -5,8 +5,8 @@ Importing this module imports pytest; the rest of the package does not.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
 
 import pytest
 

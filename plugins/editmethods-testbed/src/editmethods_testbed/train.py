@@ -10,8 +10,9 @@ import json
 import math
 import random
 import time
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 from editmethods_testbed.world import RELATIONS, World, demo_text
 
@@ -155,10 +156,10 @@ def encode_units(tok, units) -> list[Encoded]:
     out = []
     texts: dict[str, list[str]] = {"first": [], "mid": [], "mid_nl": []}
     meta = []
-    for kind, pieces, *rest in units:
+    for kind, pieces, *_ in units:
         seps = {"first": "", "mid": " " if kind == "fact" else "\n\n", "mid_nl": "\n"}
         for form, prefix in seps.items():
-            for j, (text, w) in enumerate(pieces):
+            for j, (text, _) in enumerate(pieces):
                 texts[form].append((prefix + text) if j == 0 else text)
         meta.append(len(pieces))
     encs = [tok(texts[f], add_special_tokens=False, return_offsets_mapping=True)
@@ -428,17 +429,17 @@ def key_distinctness(model, tok, world: World, layers=(0, 1, 2), template: str |
 
     template = template or RELATIONS["birth_city"].templates[0]
     n_layers = getattr(model.config, "n_layer", None) or model.config.num_hidden_layers
-    layers = [l for l in layers if l < n_layers]
+    layers = [layer for layer in layers if layer < n_layers]
     people = world.people[:max_subjects]
     texts = [template.format(p) for p in people]
     last = [len(tok(t[: t.index(p) + len(p)], add_special_tokens=False).input_ids) - 1
             for t, p in zip(texts, people)]
     caps: dict[int, torch.Tensor] = {}
     hooks = []
-    for l in layers:
-        def hook(mod, args, l=l):
-            caps[l] = args[0].detach().float()
-        hooks.append(key_module(model, l).register_forward_pre_hook(hook))
+    for layer in layers:
+        def hook(mod, args, layer=layer):
+            caps[layer] = args[0].detach().float()
+        hooks.append(key_module(model, layer).register_forward_pre_hook(hook))
     enc = tok(texts, add_special_tokens=False, padding=True, return_tensors="pt")
     try:
         with torch.no_grad():
@@ -447,12 +448,12 @@ def key_distinctness(model, tok, world: World, layers=(0, 1, 2), template: str |
         for h in hooks:
             h.remove()
     out = {}
-    for l in layers:
-        k = caps[l][torch.arange(len(people)), torch.tensor(last)]
+    for layer in layers:
+        k = caps[layer][torch.arange(len(people)), torch.tensor(last)]
         k = torch.nn.functional.normalize(k, dim=-1)
         c = k @ k.T
         off = c[~torch.eye(len(people), dtype=torch.bool)]
-        out[f"layer{l}"] = {"mean_cos": round(off.mean().item(), 4), "max_cos": round(off.max().item(), 4),
+        out[f"layer{layer}"] = {"mean_cos": round(off.mean().item(), 4), "max_cos": round(off.max().item(), 4),
                             "p99_cos": round(off.quantile(0.99).item(), 4)}
     out["template"] = template
     out["subjects"] = len(people)

@@ -17,10 +17,10 @@ answer), else 0; a case scores the mean over its prompts, a metric the mean over
 
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
-from editmethods.hookspecs import hookimpl
 from editmethods.evaluation.metrics.overlap import rewritten_by_batch
+from editmethods.hookspecs import hookimpl
 from editmethods.scoring import score_targets
 from editmethods.types import EditRequest, EvalContext, MetricResult, PromptAnswer
 

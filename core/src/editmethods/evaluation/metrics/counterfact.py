@@ -24,10 +24,10 @@ many prompts were left out and the value with them counted (``value_including_re
 from __future__ import annotations
 
 import math
-from typing import Sequence
+from collections.abc import Sequence
 
-from editmethods.hookspecs import hookimpl
 from editmethods.evaluation.metrics.overlap import rewritten_by_batch
+from editmethods.hookspecs import hookimpl
 from editmethods.scoring import score_targets
 from editmethods.types import EditRequest, EvalContext, MetricResult
 

@@ -16,7 +16,7 @@ from __future__ import annotations
 import math
 import re
 from collections import Counter
-from typing import Sequence
+from collections.abc import Sequence
 
 from editmethods.hookspecs import hookimpl
 from editmethods.scoring import greedy_continue_batched

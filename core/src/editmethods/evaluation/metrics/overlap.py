@@ -19,7 +19,7 @@ exclude anything, since whether they rewrite a pair cannot be told.
 from __future__ import annotations
 
 import re
-from typing import Sequence
+from collections.abc import Sequence
 
 from editmethods.types import EditRequest
 

@@ -13,12 +13,13 @@ that another request of the same batch rewrites is left out and counted in the d
 
 from __future__ import annotations
 
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 import torch
 
-from editmethods.hookspecs import hookimpl
 from editmethods.evaluation.metrics.overlap import rewritten_by_batch
+from editmethods.hookspecs import hookimpl
 from editmethods.scoring import score_targets
 from editmethods.types import EditRequest, EvalContext, MetricResult
 

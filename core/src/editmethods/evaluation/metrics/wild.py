@@ -39,11 +39,12 @@ from __future__ import annotations
 
 import re
 import unicodedata
-from typing import Any, Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any
 
-from editmethods.hookspecs import hookimpl
 from editmethods.evaluation.metrics.overlap import rewritten_by_batch
 from editmethods.evaluation.metrics.target import locality_key
+from editmethods.hookspecs import hookimpl
 from editmethods.scoring import greedy_tokens_batched, target_ids
 from editmethods.types import EditRequest, EvalContext, MetricResult, PromptAnswer
 
