@@ -2,7 +2,7 @@
 VENV := .venv
 PACKAGES := $(wildcard core/pyproject.toml plugins/*/pyproject.toml editmethods-*/pyproject.toml)
 
-.PHONY: demo test bench install
+.PHONY: demo test bench install lint
 
 $(VENV)/.installed: constraints.txt requirements-dev.txt $(PACKAGES) scripts/install.sh
 	bash scripts/install.sh
@@ -14,6 +14,13 @@ demo: $(VENV)/.installed
 
 test: $(VENV)/.installed
 	$(VENV)/bin/python -m pytest
+
+# ruff (lint + import order) over the whole repository, mypy over core and every package's
+# src (settings in the root pyproject.toml); CI runs it before the tests.
+TYPED_SRC := core/src/editmethods $(filter-out %.egg-info,$(wildcard editmethods-*/src/* plugins/*/src/*))
+lint: $(VENV)/.installed
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/mypy $(TYPED_SRC)
 
 # The README's two benchmark tables, the real model (benchmarks/smollm2.yaml) first, then the
 # GPT-2 reference model (benchmarks/reference.yaml); resumable: finished runs are kept under
