@@ -124,8 +124,10 @@ def weight_layout(module: torch.nn.Module) -> str:
     """``"in_out"`` for GPT-2's Conv1D (``y = x W``), ``"out_in"`` for ``nn.Linear``
     (``y = x Wᵀ``): which way round a rank-one update goes. A wrapper around such a layer
     (peft's LoRA layers) has its base layer's layout."""
-    while isinstance(getattr(module, "base_layer", None), torch.nn.Module):
-        module = module.base_layer
+    base = getattr(module, "base_layer", None)
+    while isinstance(base, torch.nn.Module):
+        module = base
+        base = getattr(module, "base_layer", None)
     if type(module).__name__ == "Conv1D":
         return "in_out"
     if isinstance(module, torch.nn.Linear):

@@ -172,7 +172,7 @@ def locate(
 
 
 @hookspec(firstresult=True)
-def compute_update(
+def compute_update(  # type: ignore[empty-body]  # a spec: pluggy calls the hookimpls, never this
     method: str,
     model: torch.nn.Module,
     tokenizer: Any,
