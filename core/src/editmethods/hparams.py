@@ -34,7 +34,7 @@ import warnings
 from collections import abc
 from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
-from typing import Any, Literal, TypeVar, Union, get_args, get_origin
+from typing import Any, Literal, TypeVar, Union, get_args, get_origin, overload
 
 import attrs
 import cattrs
@@ -484,6 +484,14 @@ def _make_converter() -> cattrs.Converter:
 
 #: The strict converter used for every hyper-parameter class.
 converter = _make_converter()
+
+
+@overload
+def tuple_of(kind: type, *, optional: Literal[False] = False) -> Callable[[Any], tuple]: ...
+
+
+@overload
+def tuple_of(kind: type, *, optional: bool) -> Callable[[Any], tuple | None]: ...
 
 
 def tuple_of(kind: type, *, optional: bool = False) -> Callable[[Any], tuple | None]:

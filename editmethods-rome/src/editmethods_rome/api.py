@@ -6,7 +6,7 @@ statistics and layer choice. It imports them from this module only; the rest of
 its meaning across ROME's 0.x releases; removing one is a breaking change for its users.
 
 - hparams: :class:`LocateThenEditHyperParams` (the fields ROME and MEMIT share),
-  :data:`optional_layers`, :func:`length_params` / :func:`check_length_params` (converter and
+  :func:`optional_layers`, :func:`length_params` / :func:`check_length_params` (converter and
   validator of ``context_template_length_params``);
 - context prefixes: :func:`generate_prefixes`, :data:`MEMIT_STARTS`;
 - keys: :func:`averaged_keys`, :func:`context_sites`, :func:`module_io_at`;

@@ -42,9 +42,16 @@ def check_length_params(instance: Any, attribute: attrs.Attribute, value: Any) -
             )
 
 
-#: ``None`` (choose by the model's depth, see :mod:`editmethods_rome.depth`) or a tuple of
-#: ints; a string (``"45"``) or a non-integer is refused, never split or rounded.
-optional_layers = tuple_of(int, optional=True)
+_optional_ints = tuple_of(int, optional=True)
+
+
+def optional_layers(value: Any) -> tuple[int, ...] | None:
+    """attrs converter of ``layers``: ``None`` (choose by the model's depth, see
+    :mod:`editmethods_rome.depth`) or a tuple of ints; a string (``"45"``) or a non-integer is
+    refused, never split or rounded. MEMIT's hparams use it too."""
+    # a named function, not the converter itself: mypy's attrs plugin reads only named
+    # functions, types and lambdas as converters
+    return _optional_ints(value)
 
 
 def _optional_template(instance, attribute, value):

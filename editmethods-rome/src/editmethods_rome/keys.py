@@ -10,7 +10,7 @@ from typing import Any
 
 import torch
 
-from editmethods.errors import RequestError
+from editmethods.errors import EditError, RequestError
 from editmethods.scoring import model_device, pad_id
 from editmethods.tokens import subject_token_range
 from editmethods.toolkit.tracing import trace
@@ -81,7 +81,10 @@ def module_io_at(
         with trace(model, [module], retain_input=True, stop_after=module) as rec:
             model(input_ids=ids, attention_mask=mask)
         arange = torch.arange(len(chunk), device=device)
-        ins.append(rec[module].input[arange, idx].float())
+        inp = rec[module].input
+        if inp is None:
+            raise EditError(f"module {module!r} did not run during the forward pass")
+        ins.append(inp[arange, idx].float())
         out = rec[module].output
         out = out[0] if isinstance(out, tuple) else out
         outs.append(out[arange, idx].float())

@@ -33,6 +33,7 @@ from typing import Any
 import torch
 
 from editmethods.architectures import Architecture, get_module
+from editmethods.scoring import model_config
 from editmethods.toolkit.tracing import StopForward, first_tensor, trace
 
 __all__ = ["UpperPass", "block_of", "equivalent"]
@@ -82,7 +83,7 @@ class UpperPass:
 
     def __init__(self, *, blocks: Sequence[torch.nn.Module], final_norm: torch.nn.Module,
                  lm_head: torch.nn.Module, hidden: torch.Tensor, args: tuple, kwargs: dict,
-                 cache: Any, cached: dict[int, tuple[torch.Tensor, torch.Tensor]],
+                 cache: Any, cached: dict[int, tuple[torch.Tensor, torch.Tensor] | None],
                  pos: torch.Tensor, init: torch.Tensor) -> None:
         self.blocks = list(blocks)
         self.final_norm = final_norm
@@ -124,7 +125,7 @@ class UpperPass:
             mask[i, off: off + len(row)] = 1
             position_ids[i, off: off + len(row)] = torch.arange(len(row))
         ids, mask, position_ids = ids.to(device), mask.to(device), position_ids.to(device)
-        cache = DynamicCache(config=model.config)
+        cache = DynamicCache(config=model_config(model))
         last = arch.path("layer", n_layers - 1)
         if width_before:
             with trace(model, [last], retain_output=False, stop_after=last):
@@ -160,12 +161,13 @@ class UpperPass:
         layers = getattr(cache, "layers", None)
         if layers is None or len(layers) < n_layers:
             return None
-        cached = {}
+        # per upper layer: its keys and values over the shared prefix, None without a prefix
+        cached: dict[int, tuple[torch.Tensor, torch.Tensor] | None] = {}
         for j in range(layer + 1, n_layers):
-            keys, values = getattr(layers[j], "keys", None), getattr(layers[j], "values", None)
+            keys = getattr(layers[j], "keys", None)
             if width_before and (keys is None or keys.shape[-2] != width_before):
                 return None
-            cached[j] = (keys, values)
+            cached[j] = None if keys is None else (keys, layers[j].values)
         return cls(blocks=upper, final_norm=final_norm,
                    lm_head=get_module(model, arch.path("lm_head")), hidden=hidden,
                    args=tuple(args[1:]), kwargs=kwargs, cache=cache, cached=cached,
@@ -188,9 +190,10 @@ class UpperPass:
         h = hidden.clone()
         h[:, 0] = h[:, 0] + delta_rows.to(h.dtype)
         for j, block in zip(sorted(self.cached), self.blocks):
-            keys, values = self.cached[j]
+            prefix = self.cached[j]
             layer = self.cache.layers[j]
-            if keys is not None:  # reset to the shared prefix: the step appends to it
+            if prefix is not None:  # reset to the shared prefix: the step appends to it
+                keys, values = prefix
                 layer.keys, layer.values = (keys, values) if full else (keys[sel], values[sel])
             else:
                 layer.keys = layer.values = None

@@ -149,7 +149,9 @@ def optimize_values(
         return [logits[kk, pp] for kk, pp in sites]
 
     delta: torch.Tensor | None = None
-    m = v = kl_init = None
+    m: torch.Tensor | None = None  # Adam's moments, made with delta at the first step
+    v: torch.Tensor | None = None
+    kl_init = None
     t = torch.zeros(n)
     active = list(range(n))
     done_steps = [steps] * n
@@ -226,6 +228,8 @@ def optimize_values(
                     break
                 loss[torch.tensor(keep, device=device)].sum().backward()
             with torch.no_grad():
+                # set with delta at step 0; backward() above reached d (the loss reads it)
+                assert m is not None and v is not None and d.grad is not None
                 rows_k = torch.tensor(keep, device=device)
                 g = d.grad[rows_k]
                 t[keep] += 1
@@ -260,7 +264,8 @@ def _probe_delta(init: torch.Tensor, rows: Sequence[_Row], device: torch.device)
 
 def _batch_index(rows: Sequence[_Row], sel: Sequence[int], device: torch.device, n: int) -> dict:
     """Index tensors that vectorize the loss over the selected rows."""
-    owner, pos, bare_k, rw_k, rw_edit, row_len = [], [], [], [], [], []
+    rw_k: list[int] = []  # annotated: its first use is len(), which mypy cannot infer from
+    owner, pos, bare_k, rw_edit, row_len = [], [], [], [], []
     tok_k, tok_pos, tok_tgt, tok_row = [], [], [], []
     kl_k, kl_pos, kl_edit = [], [], []
     for k, j in enumerate(sel):
