@@ -18,7 +18,7 @@ Setting both is refused: one of them would be ignored.
 from __future__ import annotations
 
 import warnings
-from typing import Literal
+from typing import Any, Literal
 
 import attrs
 from attrs import validators as v
@@ -50,6 +50,15 @@ LAMBDA_PER_DIM_RANGE = (min(PUBLISHED_LAMBDA_PER_DIM.values()) / 2,
                         max(PUBLISHED_LAMBDA_PER_DIM.values()))
 #: The reference for "the same λ on another model": EasyEdit's LLaMA-2-7B file (d_in 11,008).
 REFERENCE_D_IN = 11_008
+
+
+_strs = tuple_of(str)
+
+
+def _starts(value: Any) -> tuple[str, ...]:
+    """attrs converter of ``context_template_starts``: a list of strings (a bare string is
+    refused, not split). Named: mypy's attrs plugin reads no call expression as a converter."""
+    return _strs(value)
 
 
 def _layers(instance, attribute, value):
@@ -86,7 +95,7 @@ class MEMITHyperParams(LocateThenEditHyperParams):
     context_template_length_params: tuple[tuple[int, int], ...] = attrs.field(
         default=((10, 5),), converter=length_params, validator=check_length_params)
     context_template_starts: tuple[str, ...] = attrs.field(default=MEMIT_STARTS,
-                                                              converter=tuple_of(str))
+                                                              converter=_starts)
     context_seed: int = 0
     #: How many edits' z are optimized together in one forward/backward pass ("batched"),
     #: or one edit at a time as the reference code does ("sequential").

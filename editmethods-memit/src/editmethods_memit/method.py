@@ -142,7 +142,7 @@ def compute_memit_update(model: torch.nn.Module, tokenizer: Any, requests: Seque
         arch.check_layer(model, layer)
         check_module_templates(model, hp, arch, layer)
     check_loss_layer(model, hp, arch, method)
-    subjects = {}
+    subjects: dict[tuple[str, str], str] = {}
     for r in requests:  # one subject with two different new facts in a batch is ambiguous
         key = (r.prompt, r.subject)
         if key in subjects and subjects[key] != r.target_new:
@@ -167,9 +167,9 @@ def compute_memit_update(model: torch.nn.Module, tokenizer: Any, requests: Seque
 
     bare_texts, bare_idx = [], []
     for r in requests:
-        t, i = context_sites(tokenizer, r.prompt, r.subject, [""], hp.fact_token)
-        bare_texts += t
-        bare_idx += i
+        texts, idx = context_sites(tokenizer, r.prompt, r.subject, [""], hp.fact_token)
+        bare_texts += texts
+        bare_idx += idx
 
     updates = _Planned([rewrite[layer] for layer in layers])
     with added_updates(model, updates):
