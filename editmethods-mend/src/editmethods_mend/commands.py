@@ -43,6 +43,7 @@ def register(cli: click.Group) -> None:
         import torch
 
         from editmethods import EditmethodsError, Editor
+        from editmethods.scoring import model_config
         from editmethods_mend.checkpoint import model_hash
         from editmethods_mend.data import read_cases
         from editmethods_mend.train import TrainConfig, train_editor
@@ -66,7 +67,7 @@ def register(cli: click.Group) -> None:
                                  lr_lr=lr_lr, steps=steps, batch_size=batch_size, val_every=val_every, val_cases=val_cases,
                                  patience=patience, max_minutes=minutes, seed=seed)
             folder = Path(out) if out else Path(
-                f"mend-{editor.model.config.model_type}-{model_hash(editor.model)[:10]}")
+                f"mend-{model_config(editor.model).model_type}-{model_hash(editor.model)[:10]}")
             result = train_editor(editor.model, editor.tokenizer, editor.architecture, cases, val,
                                   folder, config, log=click.echo,
                                   extra={"model": str(model_name), "data": Path(data_path).name})

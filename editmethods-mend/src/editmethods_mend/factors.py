@@ -9,7 +9,7 @@ from typing import Any
 import attrs
 import torch
 
-from editmethods.architectures import Architecture, get_module, weight_layout
+from editmethods.architectures import Architecture, get_module, get_parameter, weight_layout
 from editmethods.errors import EditError
 from editmethods.scoring import model_device, pad_id, target_ids
 from editmethods.toolkit.tracing import first_tensor, trace
@@ -68,7 +68,7 @@ def param_specs(model: torch.nn.Module, arch: Architecture, layers: Sequence[int
             module_name = arch.path(role, layer)
             module = get_module(model, module_name)
             layout = weight_layout(module)
-            w = module.weight
+            w = get_parameter(model, module_name + ".weight")
             in_dim, out_dim = (w.shape[0], w.shape[1]) if layout == "in_out" else (w.shape[1], w.shape[0])
             specs.append(ParamSpec(module_name + ".weight", layout, int(in_dim), int(out_dim)))
     return specs

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import Any, cast
 
 import attrs
 import torch
@@ -41,6 +41,13 @@ class FactorNorm(nn.Module):
     Statistics are gathered while training (Chan et al.'s parallel update, in float64) and
     frozen afterwards. With no statistics yet the factors pass through unchanged.
     """
+
+    # the buffers registered below, declared for the type checker (register_buffer is not)
+    count: torch.Tensor
+    u_mean: torch.Tensor
+    u_m2: torch.Tensor
+    d_mean: torch.Tensor
+    d_m2: torch.Tensor
 
     def __init__(self, in_dim: int, out_dim: int) -> None:
         super().__init__()
@@ -151,11 +158,15 @@ class MENDEditor(nn.Module):
     def spec(self, name: str) -> ParamSpec:
         return self.specs[self._route[name][0]]
 
+    def factor_norm(self, index: int) -> FactorNorm:
+        """The normalization of weight ``specs[index]``'s factors."""
+        return cast(FactorNorm, self.norms[index])  # nn.ModuleList's items are typed Module
+
     def edited_factors(self, name: str, u: torch.Tensor, d: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """``(ũ, δ̃)`` for the per-token factors ``u`` ``[T, in]`` and ``d`` ``[T, out]`` of
         weight ``name``; updates the normalization statistics in training mode."""
         index, key, mode = self._route[name]
-        norm = self.norms[index]
+        norm = self.factor_norm(index)
         if self.training:
             norm.update(u, d)
         un, dn = norm(u.float(), d.float())

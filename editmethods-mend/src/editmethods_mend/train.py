@@ -163,7 +163,7 @@ class MENDTrainer:
             batch = encode(self.tokenizer, [(c.prompt, c.target_text) for c in chunk], self.config.max_length)
             factors = collect_factors(self.model, batch, self.names)
             for i, name in enumerate(self.names):
-                self.editor.norms[i].update(*factors[name])
+                self.editor.factor_norm(i).update(*factors[name])
 
     def step(self, cases: Sequence[TrainCase], pool: Sequence[TrainCase]) -> dict[str, float]:
         """One meta-step on the edits ``cases``; ``pool`` supplies unrelated prompts when a
