@@ -12,13 +12,18 @@ import functools
 import hashlib
 import json
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, cast
 
 import torch
 
+from editmethods.architectures import get_parameter
 from editmethods.errors import EditmethodsError
 from editmethods.fingerprint import tensor_hash
+from editmethods.scoring import model_config
 from editmethods.toolkit.checkpoints import bundled_checkpoint
+
+if TYPE_CHECKING:
+    from transformers import PreTrainedModel
 
 META_NAME = "serac.json"
 FORMAT = "editmethods.serac-checkpoint"
@@ -35,10 +40,12 @@ def base_fingerprint(model: torch.nn.Module) -> str:
     The embeddings tie the checkpoint to one trained model (and its tokenizer's vocabulary)
     while staying stable under the weight edits other methods make to MLP layers.
     """
-    config = model.config
+    config = model_config(model)
     h = hashlib.sha256(f"{config.model_type}|{getattr(config, 'num_hidden_layers', '')}|"
                        f"{getattr(config, 'hidden_size', '')}".encode())
-    h.update(tensor_hash(model.get_input_embeddings().weight).encode())
+    # a transformers model; nn.Module alone would type the method as a Tensor attribute
+    embeddings = cast("PreTrainedModel", model).get_input_embeddings()
+    h.update(tensor_hash(get_parameter(embeddings, "weight")).encode())
     return h.hexdigest()
 
 
@@ -46,7 +53,7 @@ def save_checkpoint(folder: str | Path, model: torch.nn.Module, meta: dict[str, 
     """Write the counterfactual model and ``serac.json`` (``meta`` plus the format tag)."""
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
-    model.save_pretrained(folder, safe_serialization=True)
+    cast("PreTrainedModel", model).save_pretrained(folder, safe_serialization=True)
     doc = {"format": FORMAT, "format_version": FORMAT_VERSION, **meta}
     (folder / META_NAME).write_text(json.dumps(doc, indent=2))
     return folder

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import functools
 import weakref
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +20,7 @@ import attrs
 import torch
 
 from editmethods.errors import EditError
+from editmethods.scoring import model_config
 from editmethods.toolkit.encoder import get_encoder
 from editmethods.toolkit.routing import ContextRouter, Route, edit_context
 from editmethods.types import EditHandle, EditRequest, Update
@@ -38,8 +39,9 @@ def edit_descriptor(prompt: str, target: str) -> str:
 
 
 def _check_model(model: torch.nn.Module) -> None:
-    if getattr(model.config, "is_encoder_decoder", False):
-        raise EditError(f"{METHOD} supports decoder-only models; {model.config.model_type!r} "
+    config = model_config(model)
+    if getattr(config, "is_encoder_decoder", False):
+        raise EditError(f"{METHOD} supports decoder-only models; {config.model_type!r} "
                         "is an encoder-decoder")
 
 
@@ -90,7 +92,7 @@ def compute_serac_update(model: torch.nn.Module, tokenizer: Any, requests: Seque
     return Update(method=METHOD, payload=payload, meta=meta)
 
 
-def scope_for(meta: dict[str, Any], folder: str | None) -> CosineScope | LearnedScope:
+def scope_for(meta: Mapping[str, Any], folder: str | None) -> CosineScope | LearnedScope:
     """The scope classifier an update names; a learned one is read from the checkpoint
     ``folder`` (once per file)."""
     if meta.get("classifier", "cosine") == "learned":

@@ -111,7 +111,7 @@ def other_edit_pairs(cases: Sequence[Case], rng: random.Random, k: int = 2) -> l
     memory every input is scored against every edit, so these easy negatives matter too."""
     from editmethods_serac.method import edit_descriptor
 
-    out = []
+    out: list[tuple[str, str]] = []
     if len(cases) < 2:
         return out
     for i, c in enumerate(cases):

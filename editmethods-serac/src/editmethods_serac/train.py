@@ -22,7 +22,7 @@ import attrs
 import torch
 
 from editmethods.architectures import BUILTIN, Architecture, resolve
-from editmethods.scoring import pad_id, target_ids
+from editmethods.scoring import model_config, pad_id, target_ids
 from editmethods.toolkit.encoder import DEFAULT_ENCODER, get_encoder
 from editmethods.toolkit.routing import edit_context
 from editmethods_serac.checkpoint import base_fingerprint, save_checkpoint
@@ -67,8 +67,8 @@ Example = tuple[Case, str, "str | None"]  # (case, query, fixed answer or None =
 def examples(cases: Sequence[Case]) -> tuple[list[Example], list[Example]]:
     """In-scope examples (answered with the edit's new object) and out-of-scope ones
     (answered as before)."""
-    inside = [(c, q, None) for c in cases for q, _ in c.in_scope]
-    outside = [(c, q, a) for c in cases for q, a in c.out_scope]
+    inside: list[Example] = [(c, q, None) for c in cases for q, _ in c.in_scope]
+    outside: list[Example] = [(c, q, a) for c in cases for q, a in c.out_scope]
     return inside, outside
 
 
@@ -212,7 +212,8 @@ def train_counterfactual(base: torch.nn.Module, tokenizer: Any, cases: Sequence[
         opt, lambda s: min(1.0, (s + 1) / warm) * 0.5 * (1 + math.cos(math.pi * min(1.0, s / config.steps))))
     losses: list[float] = []
     n_out = round(config.batch_size * config.retain_fraction) if outside else 0
-    streams = {"in": (inside, []), "out": (outside, [])}
+    # per kind: the examples, and the indices left in this shuffled pass over them
+    streams: dict[str, tuple[list[Example], list[int]]] = {"in": (inside, []), "out": (outside, [])}
     pools = object_pools(cases)
 
     def draw(kind: str, n: int) -> list[tuple[str, str]]:
@@ -275,7 +276,7 @@ def train_counterfactual(base: torch.nn.Module, tokenizer: Any, cases: Sequence[
                 p.copy_(best["state"][id(p)])
     for p in model.parameters():
         p.requires_grad_(False)
-    info = {"steps": config.steps, "examples_in_scope": len(inside), "examples_out_of_scope": len(outside), "seconds": round(time.time() - start, 1),
+    info: dict[str, Any] = {"steps": config.steps, "examples_in_scope": len(inside), "examples_out_of_scope": len(outside), "seconds": round(time.time() - start, 1),
             "final_loss": sum(losses[-50:]) / max(1, len(losses[-50:]))}
     if best:
         info.update(best_step=best["step"], best_validation=next(h for h in history if h["step"] == best["step"]),
@@ -331,7 +332,7 @@ def train_serac(base: torch.nn.Module, tokenizer: Any, cases: Sequence[Case], ou
                                        architecture=architecture, val=val)
     meta = {
         "base_fingerprint": base_fingerprint(base),
-        "base_model_type": base.config.model_type,
+        "base_model_type": model_config(base).model_type,
         "threshold": scope["threshold"],
         "scope": scope,
         "scope_classifier": {**learned_stats, "file": SCOPE_FILE},

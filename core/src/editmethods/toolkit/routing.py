@@ -34,7 +34,7 @@ from __future__ import annotations
 
 import warnings
 import weakref
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
 import attrs
@@ -61,6 +61,11 @@ def edit_context(prompt: str, target: str) -> str:
     return f"{fact_line(prompt, target)}\nPrompt:"
 
 
+def _str_tuple(values: Iterable[str]) -> tuple[str, ...]:
+    # typed, unlike a bare ``converter=tuple`` whose element type mypy cannot infer
+    return tuple(values)
+
+
 @attrs.frozen
 class Route:
     """How one input row is answered.
@@ -71,7 +76,7 @@ class Route:
     :param label: names the route in warnings (an edit id).
     """
 
-    contexts: tuple[str, ...] = attrs.field(converter=tuple)
+    contexts: tuple[str, ...] = attrs.field(converter=_str_tuple)
     model: Any = None
     label: str = ""
 
