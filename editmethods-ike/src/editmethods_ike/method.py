@@ -19,6 +19,7 @@ import attrs
 import torch
 
 from editmethods.errors import EditError
+from editmethods.scoring import model_config
 from editmethods.toolkit.encoder import SentenceEncoder, get_encoder
 from editmethods.toolkit.routing import ContextRouter, Route, edit_context
 from editmethods.types import EditHandle, EditRequest, Update
@@ -78,10 +79,11 @@ def copy_text(prompt: str, target: str) -> str:
 
 
 def check_model(model: torch.nn.Module) -> None:
-    if getattr(model.config, "is_encoder_decoder", False):
+    config = model_config(model)
+    if getattr(config, "is_encoder_decoder", False):
         raise EditError(
             f"{METHOD} answers through a prompt prefix and supports decoder-only models; "
-            f"{model.config.model_type!r} is an encoder-decoder"
+            f"{config.model_type!r} is an encoder-decoder"
         )
 
 
