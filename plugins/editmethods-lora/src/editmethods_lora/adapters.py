@@ -15,6 +15,7 @@ from __future__ import annotations
 import contextlib
 import warnings
 from collections.abc import Iterator, Mapping, Sequence
+from typing import Any, Protocol, cast
 
 import torch
 
@@ -28,6 +29,33 @@ def _lora_layer_cls():
     from peft.tuners.lora import LoraLayer
 
     return LoraLayer
+
+
+class LoraModule(Protocol):
+    """What this module uses of a peft LoRA layer (``peft.tuners.lora.Linear`` or a quantized
+    variant): an ``nn.Module`` wrapping a base layer, with per-adapter modules. peft types
+    them as ``nn.ModuleDict`` (items: ``nn.Module``); for the linear and Conv1D layers LoRA
+    adapts here, A and B are ``nn.Linear``."""
+
+    lora_A: Mapping[str, torch.nn.Linear]
+    lora_B: Mapping[str, torch.nn.Linear]
+    lora_dropout: Mapping[str, torch.nn.Module]
+    training: bool
+
+    def get_base_layer(self) -> torch.nn.Module: ...
+
+    def get_delta_weight(self, adapter: str) -> torch.Tensor: ...
+
+    def delete_adapter(self, adapter_name: str) -> None: ...
+
+    def set_adapter(self, adapter_names: str | list[str], inference_mode: bool = False) -> None: ...
+
+    def train(self, mode: bool = True) -> Any: ...
+
+
+def _as_lora(module: torch.nn.Module) -> LoraModule:
+    """``module``, known to be a peft LoRA layer (found by isinstance or just injected)."""
+    return cast(LoraModule, module)
 
 
 def target_module_names(model: torch.nn.Module, hp: LoRAHyperParams, arch: Architecture) -> list[str]:
@@ -80,10 +108,10 @@ def _examples(model: torch.nn.Module) -> str:
     return ", ".join(repr(x) for x in leaves[:12])
 
 
-def layers_with(model: torch.nn.Module, adapter: str) -> dict[str, torch.nn.Module]:
+def layers_with(model: torch.nn.Module, adapter: str) -> dict[str, LoraModule]:
     """The peft LoRA layers of ``model`` that hold ``adapter``, by module name."""
     LoraLayer = _lora_layer_cls()
-    return {n: m for n, m in model.named_modules()
+    return {n: _as_lora(m) for n, m in model.named_modules()
             if isinstance(m, LoraLayer) and adapter in m.lora_A}
 
 
@@ -139,12 +167,14 @@ def attach(
             # "Already found a `peft_config` attribute": several adapters are what we want.
             warnings.filterwarnings("ignore", message=".*peft_config.*")
             for fan_in_fan_out, names in by_layout.items():
-                config = LoraConfig(r=rank, lora_alpha=lora_alpha, lora_dropout=lora_dropout,
-                                    use_rslora=use_rslora, target_modules=list(names),
+                # peft types lora_alpha as int, but only divides by it (alpha / r): floats work
+                config = LoraConfig(r=rank, lora_alpha=lora_alpha,  # type: ignore[arg-type]
+                                    lora_dropout=lora_dropout, use_rslora=use_rslora,
+                                    target_modules=list(names),
                                     fan_in_fan_out=fan_in_fan_out, bias="none")
                 inject_adapter_in_model(config, model, adapter_name=adapter)
         for name in modules:
-            layer = get_module(model, name)
+            layer = _as_lora(get_module(model, name))
             layer.lora_A[adapter].float()
             layer.lora_B[adapter].float()
             # new modules start in train mode; the wrapper follows the module it replaced
@@ -193,8 +223,9 @@ def weights_of(model: torch.nn.Module, adapter: str) -> dict[str, torch.Tensor]:
     return out
 
 
-def parameters_of(model: torch.nn.Module, adapter: str) -> list[torch.nn.Parameter]:
-    params = []
+def parameters_of(model: torch.nn.Module, adapter: str) -> list[torch.Tensor]:
+    """The adapter's A and B weights (``nn.Parameter``), to train."""
+    params: list[torch.Tensor] = []
     for layer in layers_with(model, adapter).values():
         params += [layer.lora_A[adapter].weight, layer.lora_B[adapter].weight]
     return params
@@ -232,7 +263,7 @@ def merged_deltas(model: torch.nn.Module, adapter: str) -> tuple[Delta, ...]:
     return tuple(deltas)
 
 
-def _unwrap(model: torch.nn.Module, name: str, layer: torch.nn.Module) -> None:
+def _unwrap(model: torch.nn.Module, name: str, layer: LoraModule) -> None:
     parent_name, _, child = name.rpartition(".")
     parent = model.get_submodule(parent_name) if parent_name else model
     setattr(parent, child, layer.get_base_layer())

@@ -44,12 +44,12 @@ class LoRA(Method):
         meta = update.meta
         try:
             modules = list(meta["modules"])
-            settings = dict(rank=int(meta["rank"]), lora_alpha=float(meta["lora_alpha"]),
-                            lora_dropout=float(meta["lora_dropout"]),
-                            use_rslora=bool(meta["use_rslora"]))
+            rank, lora_alpha = int(meta["rank"]), float(meta["lora_alpha"])
+            lora_dropout, use_rslora = float(meta["lora_dropout"]), bool(meta["use_rslora"])
         except (KeyError, TypeError, ValueError) as exc:
             raise EditError(f"lora: the update's meta lacks {exc}; it was not made by lora") from None
-        adapters.attach(model, handle.edit_id, modules, weights=update.payload, **settings)
+        adapters.attach(model, handle.edit_id, modules, weights=update.payload, rank=rank,
+                        lora_alpha=lora_alpha, lora_dropout=lora_dropout, use_rslora=use_rslora)
         return model
 
     def rollback(self, model, handle):
