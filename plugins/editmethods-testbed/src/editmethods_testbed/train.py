@@ -70,7 +70,7 @@ def tokenization_stats(tok, world: World) -> dict:
     unique_piece_people = sum(
         1 for p in world.people if any(len(piece_owner[i]) == 1 for i in tok(" " + p).input_ids)
     )
-    last_share = {}
+    last_share: dict[int, list[str]] = {}  # last token id -> the people whose name ends on it
     for p in world.people:
         last_share.setdefault(tok(" " + p).input_ids[-1], []).append(p)
     return {
@@ -95,20 +95,20 @@ def make_model(arch: str, vocab_size: int, tok, n_positions: int = 128, **over):
     cfg.update(over)
     ids = dict(bos_token_id=tok.bos_token_id, eos_token_id=tok.eos_token_id, pad_token_id=tok.pad_token_id)
     if arch == "gpt2":
-        config = GPT2Config(
+        gpt2_config = GPT2Config(
             vocab_size=vocab_size, n_positions=n_positions, n_embd=cfg["d"], n_layer=cfg["n_layer"],
             n_head=cfg["n_head"], n_inner=cfg.get("ffn"), resid_pdrop=0.0, embd_pdrop=0.0,
             attn_pdrop=0.0, **ids,
         )
-        return GPT2LMHeadModel(config)
+        return GPT2LMHeadModel(gpt2_config)
     if arch == "llama":
-        config = LlamaConfig(
+        llama_config = LlamaConfig(
             vocab_size=vocab_size, hidden_size=cfg["d"], intermediate_size=cfg.get("ffn", 4 * cfg["d"]),
             num_hidden_layers=cfg["n_layer"], num_attention_heads=cfg["n_head"],
             num_key_value_heads=cfg["n_head"], max_position_embeddings=n_positions,
             tie_word_embeddings=True, rms_norm_eps=1e-5, **ids,
         )
-        return LlamaForCausalLM(config)
+        return LlamaForCausalLM(llama_config)
     raise ValueError(f"unknown arch {arch!r}: use 'gpt2' or 'llama'")
 
 
@@ -389,7 +389,8 @@ def measure_recall(model, tok, world: World, seed: int = 0) -> dict:
         res[f"n_{k}"] = len(pairs)
     for k, pairs in cats_people.items():
         res[f"people_recall_{k}"] = _rate(greedy_correct(model, tok, pairs))
-    th_trained, th_held = [], []
+    th_trained: list[tuple[str, str]] = []
+    th_held: list[tuple[str, str]] = []
     for p in world.people:
         for prompt, ans, trained in world.two_hop(p):
             (th_trained if trained else th_held).append((prompt, ans))
@@ -447,7 +448,7 @@ def key_distinctness(model, tok, world: World, layers=(0, 1, 2), template: str |
     finally:
         for h in hooks:
             h.remove()
-    out = {}
+    out: dict[str, Any] = {}  # per layer its cosine summary, then the template and count
     for layer in layers:
         k = caps[layer][torch.arange(len(people)), torch.tensor(last)]
         k = torch.nn.functional.normalize(k, dim=-1)
