@@ -12,7 +12,8 @@ def register(cli: click.Group) -> None:
     @click.option("--model", "model_name", required=True,
                   help="Model alias (see `editmethods models`), local path or hub id.")
     @click.option("--method", required=True, help="An installed method (see `editmethods plugins`).")
-    @click.option("--hparams", default=None, help="Hyper-parameter file (YAML/JSON).")
+    @click.option("--hparams", default=None, help="Hyper-parameter file (YAML/JSON); default: the method package's file for "
+                       "this model alias (hparams/<alias>.yaml), else the method's defaults.")
     @click.option("--prompt", required=True, help="Text the new target should follow.")
     @click.option("--subject", required=True, help="The entity in the prompt the fact is about.")
     @click.option("--target", required=True, help="The new answer.")
@@ -23,6 +24,7 @@ def register(cli: click.Group) -> None:
                      gguf_file) -> None:
         """Edit one fact and print the model's answer before and after."""
         from editmethods import EditmethodsError, Editor, EditRequest
+        from editmethods.evaluation.benchmarking import reference_hparams
         from editmethods.plugins import get_plugins
         from editmethods.request_checks import check_fits
 
@@ -35,6 +37,10 @@ def register(cli: click.Group) -> None:
             editor = Editor.from_pretrained(model_name, gguf_file=gguf_file,
                                             dtype=dtype, device=device)
             check_fits(req, editor.model, editor.tokenizer)
+            if hparams is None:
+                # The same shipped file `eval` and `bench` pick for this model alias.
+                hparams = reference_hparams(editor.plugins, method, model_name)
+            click.echo(f"hparams: {hparams or 'method defaults'}", err=True)
             before = editor.answer(prompt)
             handle = editor.edit(req, method, hparams)
             after = editor.answer(prompt)
