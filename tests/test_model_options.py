@@ -32,3 +32,25 @@ def test_every_model_loading_command_takes_the_model_options(monkeypatch):
         if lacking:
             missing[name] = sorted(lacking)
     assert missing == {}, f"commands without the shared model options: {missing}"
+
+
+def test_edit_without_hparams_uses_the_shipped_file_for_the_alias_and_says_which(monkeypatch):
+    """`edit` picks hparams as `eval` and `bench` do: the method package's file for the model
+    alias (FT ships hparams/testbed-gpt2.yaml), named on stderr; no file means the defaults."""
+    from click.testing import CliRunner
+
+    from editmethods import plugins as plugins_module
+    from editmethods.cli import build_cli
+    from editmethods.plugins import ENV_VAR
+
+    monkeypatch.setenv(ENV_VAR, "ft,testbed")
+    plugins_module.reset_plugins()
+    try:
+        result = CliRunner().invoke(build_cli(), [
+            "edit", "--model", "testbed-gpt2", "--method", "ft", "--prompt",
+            "The capital of France is", "--subject", "France", "--target", "Rome"])
+    finally:
+        plugins_module.reset_plugins()
+    assert result.exit_code == 0, result.output
+    line = next(x for x in result.stderr.splitlines() if x.startswith("hparams: "))
+    assert line.endswith("testbed-gpt2.yaml") and "editmethods_ft" in line
